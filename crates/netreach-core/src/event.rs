@@ -1,0 +1,529 @@
+//! Model updates (what the kernel said) and events (what changed), and applying the one to a
+//! snapshot to get the other.
+//!
+//! Applying is idempotent: a new-message is an upsert, a del-message a delete, and a message that
+//! repeats what the snapshot already holds yields no event. That makes "dump again and diff" a
+//! safe answer to any doubt (see [`crate::diff`]).
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::model::{Address, Family, Interface, Route, RouteDisplay, Snapshot};
+
+/// One decoded kernel message, in model terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// `RTM_NEWLINK`: an interface appeared or changed.
+    NewLink(Interface),
+    /// `RTM_DELLINK`: the interface with this index is gone.
+    DelLink(u32),
+    /// `RTM_NEWADDR`.
+    NewAddress(Address),
+    /// `RTM_DELADDR`.
+    DelAddress(Address),
+    /// `RTM_NEWROUTE`; `replace` is the `NLM_F_REPLACE` flag of the notification.
+    NewRoute {
+        /// The route.
+        route: Route,
+        /// The route replaces the one with the same destination, table, TOS and metric.
+        replace: bool,
+    },
+    /// `RTM_DELROUTE`.
+    DelRoute(Route),
+}
+
+impl Update {
+    /// Whether the kernel may have removed IPv4 routes without telling (it flushes them when an
+    /// interface goes down or away, or an IPv4 address is removed, and sends no `RTM_DELROUTE`).
+    /// The driver answers by dumping the routes of that family again and applying the diff.
+    pub fn route_refresh_needed(&self, before: &Snapshot) -> Option<Family> {
+        match self {
+            Update::DelLink(index) => before.interface(*index).is_some().then_some(Family::Ipv4),
+            Update::NewLink(new) => match before.interface(new.index) {
+                Some(old) if old.admin_up && !new.admin_up => Some(Family::Ipv4),
+                _ => None,
+            },
+            Update::DelAddress(a) if a.family() == Family::Ipv4 => Some(Family::Ipv4),
+            _ => None,
+        }
+    }
+}
+
+/// What changed on an interface, as a small set of flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+pub struct InterfaceChanges {
+    /// Administrative state.
+    pub admin_up: bool,
+    /// Carrier.
+    pub carrier: bool,
+    /// Operational state.
+    pub oper_state: bool,
+    /// Name.
+    pub name: bool,
+    /// MTU.
+    pub mtu: bool,
+    /// Hardware address.
+    pub mac: bool,
+    /// Link kind.
+    pub kind: bool,
+}
+
+impl InterfaceChanges {
+    /// Compares two versions of an interface.
+    pub fn between(old: &Interface, new: &Interface) -> InterfaceChanges {
+        InterfaceChanges {
+            admin_up: old.admin_up != new.admin_up,
+            carrier: old.carrier != new.carrier,
+            oper_state: old.oper_state != new.oper_state,
+            name: old.name != new.name,
+            mtu: old.mtu != new.mtu,
+            mac: old.mac != new.mac,
+            kind: old.kind != new.kind,
+        }
+    }
+
+    /// True when nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.names().next().is_none()
+    }
+
+    /// Names of the changed fields, as used in JSON (`admin_up`, `carrier`, ...).
+    pub fn names(&self) -> impl Iterator<Item = &'static str> {
+        [
+            (self.admin_up, "admin_up"),
+            (self.carrier, "carrier"),
+            (self.oper_state, "oper_state"),
+            (self.name, "name"),
+            (self.mtu, "mtu"),
+            (self.mac, "mac"),
+            (self.kind, "kind"),
+        ]
+        .into_iter()
+        .filter(|(c, _)| *c)
+        .map(|(_, n)| n)
+    }
+}
+
+/// A typed change of the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A new interface.
+    InterfaceAdded(Interface),
+    /// An interface is gone (its addresses and routes were removed first, each with an event).
+    InterfaceRemoved(Interface),
+    /// An interface changed.
+    InterfaceChanged {
+        /// Before.
+        old: Interface,
+        /// After.
+        new: Interface,
+        /// What differs.
+        changes: InterfaceChanges,
+    },
+    /// A new address.
+    AddressAdded(Address),
+    /// An address is gone.
+    AddressRemoved(Address),
+    /// An address changed its scope or flags (for example DAD finished: no longer tentative).
+    AddressChanged {
+        /// Before.
+        old: Address,
+        /// After.
+        new: Address,
+    },
+    /// A new route.
+    RouteAdded(Route),
+    /// A route is gone.
+    RouteRemoved(Route),
+}
+
+impl Event {
+    /// The `type` name used in JSON (`interface_added`, `route_removed`, ...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::InterfaceAdded(_) => "interface_added",
+            Event::InterfaceRemoved(_) => "interface_removed",
+            Event::InterfaceChanged { .. } => "interface_changed",
+            Event::AddressAdded(_) => "address_added",
+            Event::AddressRemoved(_) => "address_removed",
+            Event::AddressChanged { .. } => "address_changed",
+            Event::RouteAdded(_) => "route_added",
+            Event::RouteRemoved(_) => "route_removed",
+        }
+    }
+
+    /// The index of the interface this event is about (a route's output interface).
+    pub fn interface_index(&self) -> Option<u32> {
+        match self {
+            Event::InterfaceAdded(i) | Event::InterfaceRemoved(i) => Some(i.index),
+            Event::InterfaceChanged { new, .. } => Some(new.index),
+            Event::AddressAdded(a) | Event::AddressRemoved(a) => Some(a.interface),
+            Event::AddressChanged { new, .. } => Some(new.interface),
+            Event::RouteAdded(r) | Event::RouteRemoved(r) => r.interface,
+        }
+    }
+
+    /// A one-line human description, resolving interface names from `snap` (the state after
+    /// the event; a removed interface's name comes from the event itself).
+    pub fn describe<'a>(&'a self, snap: &'a Snapshot) -> impl fmt::Display + 'a {
+        Describe { event: self, snap }
+    }
+}
+
+struct Describe<'a> {
+    event: &'a Event,
+    snap: &'a Snapshot,
+}
+
+impl fmt::Display for Describe<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = |idx: u32| -> String {
+            self.snap
+                .interface_name(idx)
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("#{idx}"))
+        };
+        match self.event {
+            Event::InterfaceAdded(i) => write!(
+                f,
+                "interface {} added ({}, {}, carrier {})",
+                i.name,
+                i.kind,
+                if i.admin_up { "up" } else { "down" },
+                if i.carrier { "on" } else { "off" }
+            ),
+            Event::InterfaceRemoved(i) => write!(f, "interface {} removed", i.name),
+            Event::InterfaceChanged { old, new, changes } => {
+                write!(f, "interface {} changed:", new.name)?;
+                if changes.name {
+                    write!(f, " name {} -> {}", old.name, new.name)?;
+                }
+                if changes.admin_up {
+                    let s = |b: bool| if b { "up" } else { "down" };
+                    write!(f, " admin {} -> {}", s(old.admin_up), s(new.admin_up))?;
+                }
+                if changes.carrier {
+                    let s = |b: bool| if b { "on" } else { "off" };
+                    write!(f, " carrier {} -> {}", s(old.carrier), s(new.carrier))?;
+                }
+                if changes.oper_state {
+                    write!(f, " state {} -> {}", old.oper_state, new.oper_state)?;
+                }
+                if changes.mtu {
+                    write!(f, " mtu {} -> {}", old.mtu, new.mtu)?;
+                }
+                if changes.mac {
+                    let m = |m: &Option<crate::MacAddr>| {
+                        m.as_ref().map(|m| m.to_string()).unwrap_or("none".into())
+                    };
+                    write!(f, " mac {} -> {}", m(&old.mac), m(&new.mac))?;
+                }
+                if changes.kind {
+                    write!(f, " kind {} -> {}", old.kind, new.kind)?;
+                }
+                Ok(())
+            }
+            Event::AddressAdded(a) => write!(
+                f,
+                "address {}/{} added on {}{}",
+                a.address,
+                a.prefix_len,
+                name(a.interface),
+                a.flags.display_suffix()
+            ),
+            Event::AddressRemoved(a) => write!(
+                f,
+                "address {}/{} removed from {}",
+                a.address,
+                a.prefix_len,
+                name(a.interface)
+            ),
+            Event::AddressChanged { old, new } => write!(
+                f,
+                "address {}/{} on {} changed: flags [{}] -> [{}]",
+                new.address,
+                new.prefix_len,
+                name(new.interface),
+                old.flags,
+                new.flags
+            ),
+            Event::RouteAdded(r) => write!(
+                f,
+                "route added: {}",
+                RouteDisplay {
+                    route: r,
+                    snap: self.snap
+                }
+            ),
+            Event::RouteRemoved(r) => write!(
+                f,
+                "route removed: {}",
+                RouteDisplay {
+                    route: r,
+                    snap: self.snap
+                }
+            ),
+        }
+    }
+}
+
+impl Snapshot {
+    /// Applies one kernel update and returns what changed, in order. Pure and idempotent.
+    ///
+    /// Removing an interface also removes its addresses and the routes through it (each with
+    /// its own event, before the interface's): the kernel does not always say so itself.
+    pub fn apply(&mut self, update: Update) -> Vec<Event> {
+        let mut events = Vec::new();
+        self.apply_into(update, &mut events);
+        events
+    }
+
+    /// Like [`Snapshot::apply`], appending to `events` (no allocation per call).
+    pub fn apply_into(&mut self, update: Update, events: &mut Vec<Event>) {
+        match update {
+            Update::NewLink(new) => match self.interfaces.get_mut(&new.index) {
+                Some(old) => {
+                    let changes = InterfaceChanges::between(old, &new);
+                    if !changes.is_empty() {
+                        let old = std::mem::replace(old, new.clone());
+                        events.push(Event::InterfaceChanged { old, new, changes });
+                    }
+                }
+                None => {
+                    self.interfaces.insert(new.index, new.clone());
+                    events.push(Event::InterfaceAdded(new));
+                }
+            },
+            Update::DelLink(index) => {
+                let Some(iface) = self.interfaces.remove(&index) else {
+                    return;
+                };
+                let keys: Vec<_> = self.addresses_of(index).map(Address::key).collect();
+                for k in keys {
+                    if let Some(a) = self.addresses.remove(&k) {
+                        events.push(Event::AddressRemoved(a));
+                    }
+                }
+                let routes: Vec<_> = self
+                    .routes
+                    .iter()
+                    .filter(|(_, r)| r.uses_interface(index))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in routes {
+                    if let Some(r) = self.routes.remove(&k) {
+                        events.push(Event::RouteRemoved(r));
+                    }
+                }
+                events.push(Event::InterfaceRemoved(iface));
+            }
+            Update::NewAddress(new) => match self.addresses.get_mut(&new.key()) {
+                Some(old) if *old == new => {}
+                Some(old) => {
+                    let old = std::mem::replace(old, new.clone());
+                    events.push(Event::AddressChanged { old, new });
+                }
+                None => {
+                    self.addresses.insert(new.key(), new.clone());
+                    events.push(Event::AddressAdded(new));
+                }
+            },
+            Update::DelAddress(a) => {
+                if let Some(old) = self.addresses.remove(&a.key()) {
+                    events.push(Event::AddressRemoved(old));
+                }
+            }
+            Update::NewRoute { route, replace } => {
+                let key = route.key();
+                if self.routes.get(&key) == Some(&route) {
+                    return;
+                }
+                if replace {
+                    let rk = route.replace_key();
+                    let gone: Vec<_> = self
+                        .routes
+                        .iter()
+                        .filter(|(k, r)| r.replace_key() == rk && **k != key)
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for k in gone {
+                        if let Some(r) = self.routes.remove(&k) {
+                            events.push(Event::RouteRemoved(r));
+                        }
+                    }
+                }
+                match self.routes.insert(key, route.clone()) {
+                    // Same identity, other attributes (linkdown, prefsrc, protocol): the old
+                    // route is gone and the new one is in.
+                    Some(old) => {
+                        events.push(Event::RouteRemoved(old));
+                        events.push(Event::RouteAdded(route));
+                    }
+                    None => events.push(Event::RouteAdded(route)),
+                }
+            }
+            Update::DelRoute(route) => {
+                if let Some(old) = self.routes.remove(&route.key()) {
+                    events.push(Event::RouteRemoved(old));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AddressFlags, LinkKind, OperState, Scope};
+    use std::net::IpAddr;
+
+    fn addr(ifindex: u32, a: &str, len: u8) -> Address {
+        Address {
+            interface: ifindex,
+            address: a.parse().unwrap(),
+            prefix_len: len,
+            scope: Scope::Global,
+            flags: AddressFlags::empty(),
+        }
+    }
+
+    fn up(mut i: Interface) -> Interface {
+        i.admin_up = true;
+        i.carrier = true;
+        i.oper_state = OperState::Up;
+        i
+    }
+
+    #[test]
+    fn link_lifecycle() {
+        let mut s = Snapshot::new();
+        let v = Interface::new(3, "veth0", LinkKind::Veth);
+        assert_eq!(
+            s.apply(Update::NewLink(v.clone())),
+            [Event::InterfaceAdded(v.clone())]
+        );
+        let ev = s.apply(Update::NewLink(up(v.clone())));
+        match &ev[..] {
+            [Event::InterfaceChanged { changes, .. }] => {
+                assert_eq!(
+                    changes.names().collect::<Vec<_>>(),
+                    ["admin_up", "carrier", "oper_state"]
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(s.apply(Update::NewLink(up(v.clone()))).is_empty());
+        assert_eq!(
+            s.apply(Update::DelLink(3)),
+            [Event::InterfaceRemoved(up(v))]
+        );
+        assert!(s.apply(Update::DelLink(3)).is_empty());
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn address_refresh_is_silent_but_flag_change_is_not() {
+        let mut s = Snapshot::new();
+        let mut a = addr(2, "2001:db8::1", 64);
+        a.flags = AddressFlags::TENTATIVE;
+        assert_eq!(s.apply(Update::NewAddress(a.clone())).len(), 1);
+        assert!(s.apply(Update::NewAddress(a.clone())).is_empty());
+        let mut done = a.clone();
+        done.flags = AddressFlags::empty();
+        assert_eq!(
+            s.apply(Update::NewAddress(done.clone())),
+            [Event::AddressChanged {
+                old: a,
+                new: done.clone()
+            }]
+        );
+        assert_eq!(
+            s.apply(Update::DelAddress(done.clone())),
+            [Event::AddressRemoved(done.clone())]
+        );
+        assert!(s.apply(Update::DelAddress(done)).is_empty());
+    }
+
+    #[test]
+    fn removing_a_link_removes_what_hangs_on_it() {
+        let mut s = Snapshot::new();
+        s.apply(Update::NewLink(up(Interface::new(
+            2,
+            "eth0",
+            LinkKind::Ethernet,
+        ))));
+        s.apply(Update::NewAddress(addr(2, "198.18.0.2", 24)));
+        let gw: IpAddr = "198.18.0.1".parse().unwrap();
+        s.apply(Update::NewRoute {
+            route: Route::unicast("0.0.0.0/0".parse().unwrap(), Some(gw), 2),
+            replace: false,
+        });
+        let ev = s.apply(Update::DelLink(2));
+        let types: Vec<_> = ev.iter().map(Event::type_name).collect();
+        assert_eq!(
+            types,
+            ["address_removed", "route_removed", "interface_removed"]
+        );
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn replace_swaps_the_next_hop() {
+        let mut s = Snapshot::new();
+        let dst = "0.0.0.0/0".parse().unwrap();
+        let a = Route::unicast(dst, Some("198.18.0.1".parse().unwrap()), 2);
+        let b = Route::unicast(dst, Some("198.18.1.1".parse().unwrap()), 3);
+        s.apply(Update::NewRoute {
+            route: a.clone(),
+            replace: false,
+        });
+        let ev = s.apply(Update::NewRoute {
+            route: b.clone(),
+            replace: true,
+        });
+        assert_eq!(ev, [Event::RouteRemoved(a), Event::RouteAdded(b.clone())]);
+        assert_eq!(s.routes().collect::<Vec<_>>(), [&b]);
+    }
+
+    #[test]
+    fn linkdown_flag_is_a_change() {
+        let mut s = Snapshot::new();
+        let r = Route::unicast("198.18.0.0/24".parse().unwrap(), None, 2);
+        s.apply(Update::NewRoute {
+            route: r.clone(),
+            replace: false,
+        });
+        let mut down = r.clone();
+        down.linkdown = true;
+        let ev = s.apply(Update::NewRoute {
+            route: down.clone(),
+            replace: false,
+        });
+        assert_eq!(ev, [Event::RouteRemoved(r), Event::RouteAdded(down)]);
+    }
+
+    #[test]
+    fn refresh_is_requested_when_the_kernel_flushes_silently() {
+        let mut s = Snapshot::new();
+        let eth = up(Interface::new(2, "eth0", LinkKind::Ethernet));
+        s.apply(Update::NewLink(eth.clone()));
+        let mut down = eth.clone();
+        down.admin_up = false;
+        assert_eq!(
+            Update::NewLink(down).route_refresh_needed(&s),
+            Some(Family::Ipv4)
+        );
+        assert_eq!(Update::NewLink(eth).route_refresh_needed(&s), None);
+        assert_eq!(
+            Update::DelLink(2).route_refresh_needed(&s),
+            Some(Family::Ipv4)
+        );
+        assert_eq!(Update::DelLink(9).route_refresh_needed(&s), None);
+        assert_eq!(
+            Update::DelAddress(addr(2, "2001:db8::1", 64)).route_refresh_needed(&s),
+            None
+        );
+    }
+}

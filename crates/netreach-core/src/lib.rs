@@ -1,0 +1,42 @@
+//! The sans-IO core of netreach.
+//!
+//! This crate holds the typed model of one network namespace ([`Snapshot`]), the pure functions
+//! that apply a kernel message to it ([`Snapshot::apply`]) and compare two of them ([`diff`]),
+//! and the decoder that turns rtnetlink messages into model updates ([`decode`]). It does no IO:
+//! no sockets, no clocks, no threads, no async and no `unsafe`. Everything here is fed with data
+//! and returns data, so it is tested without root and can be reused by any backend (the rtnetlink
+//! monitor in the `netreach` crate, a polling fallback, later other systems).
+//!
+//! # Example
+//!
+//! ```
+//! use netreach_core::{Snapshot, Update, Interface, LinkKind, OperState, Event};
+//!
+//! let mut snap = Snapshot::default();
+//! let eth = Interface::new(2, "eth0", LinkKind::Ethernet);
+//! let events = snap.apply(Update::NewLink(eth.clone()));
+//! assert_eq!(events, vec![Event::InterfaceAdded(eth.clone())]);
+//!
+//! // The kernel repeating what we already know yields no event.
+//! assert!(snap.apply(Update::NewLink(eth)).is_empty());
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod decode;
+mod diff;
+mod event;
+mod flags;
+mod model;
+
+pub use decode::{
+    DecodeError, Message, Parsed, decode_message, decode_route_message, parse_datagram,
+};
+pub use diff::diff;
+pub use event::{Event, InterfaceChanges, Update};
+pub use flags::AddressFlags;
+pub use model::{
+    Address, AddressKey, Family, Interface, LinkKind, MacAddr, NextHop, OperState, Route, RouteKey,
+    RouteProtocol, RouteType, Scope, Snapshot, table_name,
+};

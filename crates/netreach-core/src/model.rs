@@ -1,0 +1,747 @@
+//! The typed model of one network namespace: interfaces, addresses and routes.
+//!
+//! A [`Snapshot`] is plain data (`Clone`, `Eq`, `Display`, serde). It is keyed the way the kernel
+//! identifies objects, so that applying a kernel message is an upsert or a delete and a full dump
+//! can replace it wholesale (see [`Snapshot::apply`] and [`crate::diff`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Serialize, Serializer};
+
+use crate::flags::AddressFlags;
+
+/// An IP family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// IPv4 (`AF_INET`).
+    Ipv4,
+    /// IPv6 (`AF_INET6`).
+    Ipv6,
+}
+
+impl Family {
+    /// The family of an address.
+    pub fn of(addr: &IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::Ipv4,
+            IpAddr::V6(_) => Family::Ipv6,
+        }
+    }
+
+    /// The lowercase name used in JSON and on the command line: `ipv4` or `ipv6`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "ipv4",
+            Family::Ipv6 => "ipv6",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What kind of link an interface is, from `IFLA_INFO_KIND` and the link-layer type.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum LinkKind {
+    /// The loopback device.
+    Loopback,
+    /// A physical (or virtual-machine) Ethernet device without a software kind.
+    Ethernet,
+    /// A virtual Ethernet pair end.
+    Veth,
+    /// A software bridge.
+    Bridge,
+    /// A VXLAN tunnel endpoint.
+    Vxlan,
+    /// A TUN or TAP device.
+    Tun,
+    /// A VLAN sub-interface.
+    Vlan,
+    /// A bond.
+    Bond,
+    /// A WireGuard tunnel.
+    Wireguard,
+    /// A dummy device.
+    Dummy,
+    /// A wireless device (from sysfs; the kernel reports no kind for it).
+    Wifi,
+    /// Any other software kind, by the kernel's name for it.
+    Other(String),
+    /// No kind and a link-layer type netreach does not classify.
+    Unknown,
+}
+
+impl LinkKind {
+    /// The kernel's name for the kind (`veth`, `bridge`, ...), `loopback`, `ether` or `unknown`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            LinkKind::Loopback => "loopback",
+            LinkKind::Ethernet => "ether",
+            LinkKind::Veth => "veth",
+            LinkKind::Bridge => "bridge",
+            LinkKind::Vxlan => "vxlan",
+            LinkKind::Tun => "tun",
+            LinkKind::Vlan => "vlan",
+            LinkKind::Bond => "bond",
+            LinkKind::Wireguard => "wireguard",
+            LinkKind::Dummy => "dummy",
+            LinkKind::Wifi => "wifi",
+            LinkKind::Other(s) => s,
+            LinkKind::Unknown => "unknown",
+        }
+    }
+
+    /// Maps a kernel `IFLA_INFO_KIND` string to a kind.
+    pub fn from_kernel_kind(kind: &str) -> LinkKind {
+        match kind {
+            "veth" => LinkKind::Veth,
+            "bridge" => LinkKind::Bridge,
+            "vxlan" => LinkKind::Vxlan,
+            "tun" => LinkKind::Tun,
+            "vlan" => LinkKind::Vlan,
+            "bond" => LinkKind::Bond,
+            "wireguard" => LinkKind::Wireguard,
+            "dummy" => LinkKind::Dummy,
+            other => LinkKind::Other(other.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for LinkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for LinkKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// RFC 2863 operational state (`IFLA_OPERSTATE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OperState {
+    /// The driver does not report a state (loopback, tun and many virtual devices).
+    Unknown,
+    /// Not present (for example a removed hot-plug device).
+    NotPresent,
+    /// Down.
+    Down,
+    /// Down because a lower device is down (a veth whose peer is down).
+    LowerLayerDown,
+    /// In test mode.
+    Testing,
+    /// Up but waiting for an external event (802.1X, for example).
+    Dormant,
+    /// Up and able to pass packets.
+    Up,
+}
+
+impl OperState {
+    /// The lowercase name used by `ip` and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperState::Unknown => "unknown",
+            OperState::NotPresent => "notpresent",
+            OperState::Down => "down",
+            OperState::LowerLayerDown => "lowerlayerdown",
+            OperState::Testing => "testing",
+            OperState::Dormant => "dormant",
+            OperState::Up => "up",
+        }
+    }
+}
+
+impl fmt::Display for OperState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A link-layer address, shown as colon-separated hex.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MacAddr(pub Vec<u8>);
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for MacAddr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One network interface.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Interface {
+    /// Kernel interface index, never 0.
+    pub index: u32,
+    /// Interface name (`IFLA_IFNAME`).
+    pub name: String,
+    /// Link kind.
+    pub kind: LinkKind,
+    /// Administratively up (`IFF_UP`).
+    pub admin_up: bool,
+    /// Operational state.
+    pub oper_state: OperState,
+    /// Carrier present (`IFF_LOWER_UP`).
+    pub carrier: bool,
+    /// MTU in bytes.
+    pub mtu: u32,
+    /// Hardware address, if the link has one.
+    pub mac: Option<MacAddr>,
+}
+
+impl Interface {
+    /// A down interface with the given index, name and kind, for tests and examples.
+    pub fn new(index: u32, name: impl Into<String>, kind: LinkKind) -> Interface {
+        Interface {
+            index,
+            name: name.into(),
+            kind,
+            admin_up: false,
+            oper_state: OperState::Down,
+            carrier: false,
+            mtu: 1500,
+            mac: None,
+        }
+    }
+
+    /// Administratively up and with carrier: the link can carry packets.
+    pub fn is_running(&self) -> bool {
+        self.admin_up && self.carrier
+    }
+}
+
+/// Address scope (`ifa_scope` / `rtm_scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// Global (`universe`).
+    Global,
+    /// Site (IPv6 deprecated site-local).
+    Site,
+    /// Link-local.
+    Link,
+    /// Host (loopback addresses).
+    Host,
+    /// Nowhere (destination does not exist).
+    Nowhere,
+    /// Any other numeric scope.
+    Other(u8),
+}
+
+impl Scope {
+    /// From the kernel's numeric scope.
+    pub fn from_raw(raw: u8) -> Scope {
+        match raw {
+            0 => Scope::Global,
+            200 => Scope::Site,
+            253 => Scope::Link,
+            254 => Scope::Host,
+            255 => Scope::Nowhere,
+            n => Scope::Other(n),
+        }
+    }
+
+    /// The name `ip` uses (`global`, `link`, `host`, ...), or the number.
+    pub fn name(&self) -> String {
+        match self {
+            Scope::Global => "global".into(),
+            Scope::Site => "site".into(),
+            Scope::Link => "link".into(),
+            Scope::Host => "host".into(),
+            Scope::Nowhere => "nowhere".into(),
+            Scope::Other(n) => n.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl Serialize for Scope {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+/// An address assigned to an interface.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Address {
+    /// Index of the interface the address is on.
+    pub interface: u32,
+    /// The local address (`IFA_LOCAL`, or `IFA_ADDRESS` when there is no local).
+    pub address: IpAddr,
+    /// Prefix length.
+    pub prefix_len: u8,
+    /// Scope.
+    pub scope: Scope,
+    /// Flags that matter for connectivity.
+    pub flags: AddressFlags,
+}
+
+/// How the kernel identifies an address: interface, address and prefix length.
+pub type AddressKey = (u32, IpAddr, u8);
+
+impl Address {
+    /// The identity of this address.
+    pub fn key(&self) -> AddressKey {
+        (self.interface, self.address, self.prefix_len)
+    }
+
+    /// The address family.
+    pub fn family(&self) -> Family {
+        Family::of(&self.address)
+    }
+
+    /// The address can be used as a source: not tentative and DAD did not fail.
+    pub fn is_usable(&self) -> bool {
+        !self.flags.contains(AddressFlags::TENTATIVE)
+            && !self.flags.contains(AddressFlags::DADFAILED)
+    }
+
+    /// Link-local (`169.254.0.0/16`, `fe80::/10`) or link scope.
+    pub fn is_link_local(&self) -> bool {
+        self.scope == Scope::Link
+            || match self.address {
+                IpAddr::V4(a) => a.is_link_local(),
+                IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
+            }
+    }
+}
+
+/// Route type (`rtm_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RouteType {
+    /// A gateway or direct route.
+    Unicast,
+    /// Local address (in the `local` table).
+    Local,
+    /// Broadcast address.
+    Broadcast,
+    /// Anycast.
+    Anycast,
+    /// Multicast.
+    Multicast,
+    /// Drop silently.
+    Blackhole,
+    /// Destination unreachable.
+    Unreachable,
+    /// Administratively prohibited.
+    Prohibit,
+    /// Not in this table, continue lookup (policy routing).
+    Throw,
+    /// NAT.
+    Nat,
+    /// Any other numeric type.
+    Other(u8),
+}
+
+impl RouteType {
+    /// The name `ip route` uses.
+    pub fn name(&self) -> String {
+        match self {
+            RouteType::Unicast => "unicast".into(),
+            RouteType::Local => "local".into(),
+            RouteType::Broadcast => "broadcast".into(),
+            RouteType::Anycast => "anycast".into(),
+            RouteType::Multicast => "multicast".into(),
+            RouteType::Blackhole => "blackhole".into(),
+            RouteType::Unreachable => "unreachable".into(),
+            RouteType::Prohibit => "prohibit".into(),
+            RouteType::Throw => "throw".into(),
+            RouteType::Nat => "nat".into(),
+            RouteType::Other(n) => n.to_string(),
+        }
+    }
+
+    /// From the kernel's numeric type.
+    pub fn from_raw(raw: u8) -> RouteType {
+        match raw {
+            1 => RouteType::Unicast,
+            2 => RouteType::Local,
+            3 => RouteType::Broadcast,
+            4 => RouteType::Anycast,
+            5 => RouteType::Multicast,
+            6 => RouteType::Blackhole,
+            7 => RouteType::Unreachable,
+            8 => RouteType::Prohibit,
+            9 => RouteType::Throw,
+            10 => RouteType::Nat,
+            n => RouteType::Other(n),
+        }
+    }
+}
+
+impl fmt::Display for RouteType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl Serialize for RouteType {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+/// Who installed a route (`rtm_protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RouteProtocol(pub u8);
+
+impl RouteProtocol {
+    /// The name `ip route` uses (`kernel`, `boot`, `static`, `ra`, `dhcp`, ...) or the number.
+    pub fn name(&self) -> String {
+        match self.0 {
+            0 => "unspec".into(),
+            1 => "redirect".into(),
+            2 => "kernel".into(),
+            3 => "boot".into(),
+            4 => "static".into(),
+            9 => "ra".into(),
+            16 => "dhcp".into(),
+            n => n.to_string(),
+        }
+    }
+}
+
+impl Serialize for RouteProtocol {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+/// One next hop of a multipath route.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct NextHop {
+    /// Gateway, if any.
+    pub gateway: Option<IpAddr>,
+    /// Output interface index.
+    pub interface: u32,
+    /// The kernel marked this hop `linkdown` (its interface has no carrier).
+    pub linkdown: bool,
+}
+
+/// A route from any table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Route {
+    /// Family.
+    pub family: Family,
+    /// Destination prefix; `0.0.0.0/0` or `::/0` for a default route.
+    pub destination: IpNet,
+    /// Type of service (IPv4 only; part of the route's identity).
+    pub tos: u8,
+    /// Gateway (of the first hop for a multipath route).
+    pub gateway: Option<IpAddr>,
+    /// Output interface index (of the first hop for a multipath route).
+    pub interface: Option<u32>,
+    /// Routing table id (254 is `main`, 255 `local`).
+    pub table: u32,
+    /// Metric (`RTA_PRIORITY`).
+    pub metric: u32,
+    /// Route type.
+    #[serde(rename = "type")]
+    pub kind: RouteType,
+    /// Protocol that installed it.
+    pub protocol: RouteProtocol,
+    /// Scope.
+    pub scope: Scope,
+    /// Preferred source address.
+    pub prefsrc: Option<IpAddr>,
+    /// The kernel marked the (first) next hop `linkdown`.
+    pub linkdown: bool,
+    /// All next hops when the route is multipath; empty otherwise.
+    pub nexthops: Vec<NextHop>,
+}
+
+/// How the kernel identifies a route. Two routes with equal keys cannot coexist.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RouteKey {
+    /// Family.
+    pub family: Family,
+    /// Table.
+    pub table: u32,
+    /// Destination.
+    pub destination: IpNet,
+    /// TOS.
+    pub tos: u8,
+    /// Metric.
+    pub metric: u32,
+    /// Type.
+    pub kind: RouteType,
+    /// Output interface.
+    pub interface: Option<u32>,
+    /// Gateway.
+    pub gateway: Option<IpAddr>,
+}
+
+impl Route {
+    /// A unicast route in the main table, for tests and examples.
+    pub fn unicast(destination: IpNet, gateway: Option<IpAddr>, interface: u32) -> Route {
+        Route {
+            family: Family::of(&destination.addr()),
+            destination,
+            tos: 0,
+            gateway,
+            interface: Some(interface),
+            table: Route::MAIN_TABLE,
+            metric: 0,
+            kind: RouteType::Unicast,
+            protocol: RouteProtocol(4),
+            scope: if gateway.is_some() {
+                Scope::Global
+            } else {
+                Scope::Link
+            },
+            prefsrc: None,
+            linkdown: false,
+            nexthops: Vec::new(),
+        }
+    }
+
+    /// The `main` table id.
+    pub const MAIN_TABLE: u32 = 254;
+    /// The `local` table id.
+    pub const LOCAL_TABLE: u32 = 255;
+
+    /// The identity of this route.
+    pub fn key(&self) -> RouteKey {
+        RouteKey {
+            family: self.family,
+            table: self.table,
+            destination: self.destination,
+            tos: self.tos,
+            metric: self.metric,
+            kind: self.kind,
+            interface: self.interface,
+            gateway: self.gateway,
+        }
+    }
+
+    /// A default route (`0.0.0.0/0` or `::/0`).
+    pub fn is_default(&self) -> bool {
+        self.destination.prefix_len() == 0
+    }
+
+    /// Whether this route uses interface `index`, directly or as one of its next hops.
+    pub fn uses_interface(&self, index: u32) -> bool {
+        self.interface == Some(index) || self.nexthops.iter().any(|h| h.interface == index)
+    }
+
+    /// The part of the key that `NLM_F_REPLACE` matches on: a replace swaps the next hop.
+    pub(crate) fn replace_key(&self) -> (Family, u32, IpNet, u8, u32) {
+        (
+            self.family,
+            self.table,
+            self.destination,
+            self.tos,
+            self.metric,
+        )
+    }
+}
+
+/// The state of one network namespace: interfaces, addresses and routes of every table.
+///
+/// Plain data: compare two with `==`, print one with `{}`, serialise it with serde, and compute
+/// what changed between two with [`crate::diff`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub(crate) interfaces: BTreeMap<u32, Interface>,
+    pub(crate) addresses: BTreeMap<AddressKey, Address>,
+    pub(crate) routes: BTreeMap<RouteKey, Route>,
+}
+
+impl Snapshot {
+    /// An empty snapshot.
+    pub fn new() -> Snapshot {
+        Snapshot::default()
+    }
+
+    /// All interfaces, by index.
+    pub fn interfaces(&self) -> impl ExactSizeIterator<Item = &Interface> + Clone {
+        self.interfaces.values()
+    }
+
+    /// The interface with this index.
+    pub fn interface(&self, index: u32) -> Option<&Interface> {
+        self.interfaces.get(&index)
+    }
+
+    /// The interface with this name.
+    pub fn interface_by_name(&self, name: &str) -> Option<&Interface> {
+        self.interfaces.values().find(|i| i.name == name)
+    }
+
+    /// The name of interface `index`, if it exists.
+    pub fn interface_name(&self, index: u32) -> Option<&str> {
+        self.interfaces.get(&index).map(|i| i.name.as_str())
+    }
+
+    /// All addresses, ordered by interface, then address.
+    pub fn addresses(&self) -> impl ExactSizeIterator<Item = &Address> + Clone {
+        self.addresses.values()
+    }
+
+    /// The addresses of interface `index`.
+    pub fn addresses_of(&self, index: u32) -> impl Iterator<Item = &Address> {
+        use std::net::{Ipv4Addr, Ipv6Addr};
+        let lo = (index, IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0u8);
+        let hi = (index, IpAddr::V6(Ipv6Addr::from(u128::MAX)), u8::MAX);
+        self.addresses.range(lo..=hi).map(|(_, a)| a)
+    }
+
+    /// Every address entry holding `addr` (on any interface).
+    pub fn find_address(&self, addr: IpAddr) -> impl Iterator<Item = &Address> {
+        self.addresses.values().filter(move |a| a.address == addr)
+    }
+
+    /// All routes of every table.
+    pub fn routes(&self) -> impl ExactSizeIterator<Item = &Route> + Clone {
+        self.routes.values()
+    }
+
+    /// True when there is nothing in the snapshot.
+    pub fn is_empty(&self) -> bool {
+        self.interfaces.is_empty() && self.addresses.is_empty() && self.routes.is_empty()
+    }
+
+    /// Builds a snapshot from the three collections (duplicates: the last wins).
+    pub fn from_parts(
+        interfaces: impl IntoIterator<Item = Interface>,
+        addresses: impl IntoIterator<Item = Address>,
+        routes: impl IntoIterator<Item = Route>,
+    ) -> Snapshot {
+        Snapshot {
+            interfaces: interfaces.into_iter().map(|i| (i.index, i)).collect(),
+            addresses: addresses.into_iter().map(|a| (a.key(), a)).collect(),
+            routes: routes.into_iter().map(|r| (r.key(), r)).collect(),
+        }
+    }
+
+    /// Replaces all routes of `family` (the answer to a route re-dump), keeping the rest.
+    pub fn replace_routes(&mut self, family: Family, routes: impl IntoIterator<Item = Route>) {
+        self.routes.retain(|k, _| k.family != family);
+        for r in routes {
+            if r.family == family {
+                self.routes.insert(r.key(), r);
+            }
+        }
+    }
+}
+
+impl fmt::Display for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for i in self.interfaces.values() {
+            writeln!(
+                f,
+                "{}: {} <{}> {} state {} carrier {} mtu {}{}",
+                i.index,
+                i.name,
+                i.kind,
+                if i.admin_up { "up" } else { "down" },
+                i.oper_state,
+                if i.carrier { "yes" } else { "no" },
+                i.mtu,
+                i.mac
+                    .as_ref()
+                    .map(|m| format!(" mac {m}"))
+                    .unwrap_or_default(),
+            )?;
+            for a in self.addresses_of(i.index) {
+                writeln!(
+                    f,
+                    "    {}/{} scope {}{}",
+                    a.address,
+                    a.prefix_len,
+                    a.scope,
+                    a.flags.display_suffix()
+                )?;
+            }
+        }
+        for r in self.routes.values() {
+            writeln!(
+                f,
+                "{}",
+                RouteDisplay {
+                    route: r,
+                    snap: self
+                }
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A route printed like `ip route`, with interface names resolved from a snapshot.
+pub(crate) struct RouteDisplay<'a> {
+    pub(crate) route: &'a Route,
+    pub(crate) snap: &'a Snapshot,
+}
+
+impl fmt::Display for RouteDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.route;
+        if r.kind != RouteType::Unicast {
+            write!(f, "{} ", r.kind)?;
+        }
+        if r.is_default() {
+            f.write_str("default")?;
+        } else {
+            write!(f, "{}", r.destination)?;
+        }
+        if let Some(gw) = r.gateway {
+            write!(f, " via {gw}")?;
+        }
+        if let Some(idx) = r.interface {
+            match self.snap.interface_name(idx) {
+                Some(name) => write!(f, " dev {name}")?,
+                None => write!(f, " dev #{idx}")?,
+            }
+        }
+        if r.table != Route::MAIN_TABLE {
+            write!(f, " table {}", table_name(r.table))?;
+        }
+        if r.metric != 0 {
+            write!(f, " metric {}", r.metric)?;
+        }
+        if let Some(src) = r.prefsrc {
+            write!(f, " src {src}")?;
+        }
+        if r.linkdown {
+            f.write_str(" linkdown")?;
+        }
+        Ok(())
+    }
+}
+
+/// The name `ip` gives a table id (`main`, `local`, `default`) or the number.
+pub fn table_name(table: u32) -> String {
+    match table {
+        253 => "default".into(),
+        254 => "main".into(),
+        255 => "local".into(),
+        n => n.to_string(),
+    }
+}
