@@ -17,13 +17,14 @@ use netlink_packet_route::link::{
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteNextHopFlags,
 };
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::event::Update;
 use crate::flags::AddressFlags;
 use crate::model::{
     Address, Family, Interface, LinkKind, MacAddr, NextHop, OperState, Route, RouteProtocol,
-    RouteType, Scope,
+    RouteType, Rule, Scope,
 };
 
 /// `NLM_F_DUMP_INTR`: the dump was interrupted by a change and must be redone.
@@ -166,6 +167,8 @@ pub fn decode_route_message(msg: &RouteNetlinkMessage, nl_flags: u16) -> Option<
             replace: nl_flags & NLM_F_REPLACE != 0,
         }),
         RouteNetlinkMessage::DelRoute(r) => route(r).map(Update::DelRoute),
+        RouteNetlinkMessage::NewRule(r) => rule(r).map(Update::NewRule),
+        RouteNetlinkMessage::DelRule(r) => rule(r).map(Update::DelRule),
         _ => None,
     }
 }
@@ -360,6 +363,64 @@ pub fn route(msg: &RouteMessage) -> Option<Route> {
         prefsrc,
         linkdown,
         nexthops,
+    })
+}
+
+/// Decodes a policy-routing rule; `None` for other families or malformed selectors.
+pub fn rule(msg: &RuleMessage) -> Option<Rule> {
+    let h = &msg.header;
+    let family = match h.family {
+        AddressFamily::Inet => Family::Ipv4,
+        AddressFamily::Inet6 => Family::Ipv6,
+        _ => return None,
+    };
+    let mut table = u32::from(h.table);
+    let mut priority = 0;
+    let mut goto = 0;
+    let mut src = None;
+    let mut dst = None;
+    let mut iif = None;
+    let mut oif = None;
+    let mut fwmark = None;
+    for attr in &msg.attributes {
+        match attr {
+            RuleAttribute::Table(t) => table = *t,
+            RuleAttribute::Priority(p) => priority = *p,
+            RuleAttribute::Goto(g) => goto = *g,
+            RuleAttribute::Source(a) => src = Some(*a),
+            RuleAttribute::Destination(a) => dst = Some(*a),
+            RuleAttribute::Iifname(n) => iif = Some(n.clone()),
+            RuleAttribute::Oifname(n) => oif = Some(n.clone()),
+            RuleAttribute::FwMark(m) => fwmark = Some(*m),
+            _ => {}
+        }
+    }
+    let net = |a: Option<IpAddr>, len: u8| -> Option<Option<IpNet>> {
+        match a {
+            None => Some(None),
+            Some(a) if Family::of(&a) == family => IpNet::new(a, len).ok().map(Some),
+            Some(_) => None,
+        }
+    };
+    let action = match h.action.clone() {
+        RuleAction::ToTable => crate::model::RuleAction::ToTable(table),
+        RuleAction::Goto => crate::model::RuleAction::Goto(goto),
+        RuleAction::Nop => crate::model::RuleAction::Nop,
+        RuleAction::Blackhole => crate::model::RuleAction::Blackhole,
+        RuleAction::Unreachable => crate::model::RuleAction::Unreachable,
+        RuleAction::Prohibit => crate::model::RuleAction::Prohibit,
+        other => crate::model::RuleAction::Other(u8::from(other)),
+    };
+    Some(Rule {
+        family,
+        priority,
+        action,
+        source: net(src, h.src_len)?,
+        destination: net(dst, h.dst_len)?,
+        iif,
+        oif,
+        fwmark,
+        invert: h.flags.contains(RuleFlags::Invert),
     })
 }
 

@@ -23,6 +23,9 @@ use crate::model::Snapshot;
 pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Event> {
     let mut events = Vec::new();
     // Removals, most dependent first.
+    for r in old.rules.difference(&new.rules) {
+        events.push(Event::RuleRemoved(r.clone()));
+    }
     for_each_removed(&old.routes, &new.routes, |r| {
         events.push(Event::RouteRemoved(r.clone()))
     });
@@ -68,6 +71,9 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Event> {
             }
             Some(_) => {}
         }
+    }
+    for r in new.rules.difference(&old.rules) {
+        events.push(Event::RuleAdded(r.clone()));
     }
     events
 }
@@ -128,6 +134,8 @@ mod tests {
                         replace: false,
                     },
                     Event::RouteRemoved(r) => Update::DelRoute(r),
+                    Event::RuleAdded(r) => Update::NewRule(r),
+                    Event::RuleRemoved(r) => Update::DelRule(r),
                 };
                 s.apply(u);
             }

@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::model::{Address, Family, Interface, Route, RouteDisplay, Snapshot};
+use crate::model::{Address, Family, Interface, Route, RouteDisplay, Rule, RuleDisplay, Snapshot};
 
 /// One decoded kernel message, in model terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,10 @@ pub enum Update {
     },
     /// `RTM_DELROUTE`.
     DelRoute(Route),
+    /// `RTM_NEWRULE`.
+    NewRule(Rule),
+    /// `RTM_DELRULE`.
+    DelRule(Rule),
 }
 
 impl Update {
@@ -137,6 +141,10 @@ pub enum Event {
     RouteAdded(Route),
     /// A route is gone.
     RouteRemoved(Route),
+    /// A new policy-routing rule.
+    RuleAdded(Rule),
+    /// A policy-routing rule is gone.
+    RuleRemoved(Rule),
 }
 
 impl Event {
@@ -151,6 +159,8 @@ impl Event {
             Event::AddressChanged { .. } => "address_changed",
             Event::RouteAdded(_) => "route_added",
             Event::RouteRemoved(_) => "route_removed",
+            Event::RuleAdded(_) => "rule_added",
+            Event::RuleRemoved(_) => "rule_removed",
         }
     }
 
@@ -162,6 +172,7 @@ impl Event {
             Event::AddressAdded(a) | Event::AddressRemoved(a) => Some(a.interface),
             Event::AddressChanged { new, .. } => Some(new.interface),
             Event::RouteAdded(r) | Event::RouteRemoved(r) => r.interface,
+            Event::RuleAdded(_) | Event::RuleRemoved(_) => None,
         }
     }
 
@@ -265,6 +276,8 @@ impl fmt::Display for Describe<'_> {
                     snap: self.snap
                 }
             ),
+            Event::RuleAdded(r) => write!(f, "rule added: {}", RuleDisplay(r)),
+            Event::RuleRemoved(r) => write!(f, "rule removed: {}", RuleDisplay(r)),
         }
     }
 }
@@ -367,6 +380,16 @@ impl Snapshot {
             Update::DelRoute(route) => {
                 if let Some(old) = self.routes.remove(&route.key()) {
                     events.push(Event::RouteRemoved(old));
+                }
+            }
+            Update::NewRule(rule) => {
+                if self.rules.insert(rule.clone()) {
+                    events.push(Event::RuleAdded(rule));
+                }
+            }
+            Update::DelRule(rule) => {
+                if self.rules.remove(&rule) {
+                    events.push(Event::RuleRemoved(rule));
                 }
             }
         }

@@ -4,7 +4,7 @@
 //! identifies objects, so that applying a kernel message is an upsert or a delete and a full dump
 //! can replace it wholesale (see [`Snapshot::apply`] and [`crate::diff`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -562,7 +562,81 @@ impl Route {
     }
 }
 
-/// The state of one network namespace: interfaces, addresses and routes of every table.
+/// What a policy-routing rule does when it matches (`FR_ACT_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RuleAction {
+    /// Look the destination up in this table.
+    ToTable(u32),
+    /// Continue with the rule of this priority.
+    Goto(u32),
+    /// Do nothing.
+    Nop,
+    /// Drop silently.
+    Blackhole,
+    /// Fail with "network unreachable".
+    Unreachable,
+    /// Fail with "prohibited".
+    Prohibit,
+    /// Any other numeric action.
+    Other(u8),
+}
+
+impl Serialize for RuleAction {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RuleAction::ToTable(t) => s.collect_str(&format_args!("lookup {}", table_name(*t))),
+            RuleAction::Goto(p) => s.collect_str(&format_args!("goto {p}")),
+            RuleAction::Nop => s.serialize_str("nop"),
+            RuleAction::Blackhole => s.serialize_str("blackhole"),
+            RuleAction::Unreachable => s.serialize_str("unreachable"),
+            RuleAction::Prohibit => s.serialize_str("prohibit"),
+            RuleAction::Other(n) => s.collect_str(n),
+        }
+    }
+}
+
+/// A policy-routing rule (`ip rule`). The kernel identifies a rule by all of its fields.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Rule {
+    /// Family.
+    pub family: Family,
+    /// Priority (lower first).
+    pub priority: u32,
+    /// What happens on a match.
+    pub action: RuleAction,
+    /// Source selector (`from`).
+    pub source: Option<IpNet>,
+    /// Destination selector (`to`).
+    pub destination: Option<IpNet>,
+    /// Input interface selector.
+    pub iif: Option<String>,
+    /// Output interface selector.
+    pub oif: Option<String>,
+    /// Firewall mark selector.
+    pub fwmark: Option<u32>,
+    /// The selector is inverted (`not`).
+    pub invert: bool,
+}
+
+impl Rule {
+    /// A `from all lookup TABLE` rule, for tests and examples.
+    pub fn lookup(family: Family, priority: u32, table: u32) -> Rule {
+        Rule {
+            family,
+            priority,
+            action: RuleAction::ToTable(table),
+            source: None,
+            destination: None,
+            iif: None,
+            oif: None,
+            fwmark: None,
+            invert: false,
+        }
+    }
+}
+
+/// The state of one network namespace: interfaces, addresses, routes of every table and
+/// policy-routing rules.
 ///
 /// Plain data: compare two with `==`, print one with `{}`, serialise it with serde, and compute
 /// what changed between two with [`crate::diff`].
@@ -571,6 +645,7 @@ pub struct Snapshot {
     pub(crate) interfaces: BTreeMap<u32, Interface>,
     pub(crate) addresses: BTreeMap<AddressKey, Address>,
     pub(crate) routes: BTreeMap<RouteKey, Route>,
+    pub(crate) rules: BTreeSet<Rule>,
 }
 
 impl Snapshot {
@@ -622,9 +697,34 @@ impl Snapshot {
         self.routes.values()
     }
 
+    /// All policy-routing rules, by family and priority.
+    pub fn rules(&self) -> impl ExactSizeIterator<Item = &Rule> + Clone {
+        self.rules.iter()
+    }
+
+    /// The tables that some rule of `family` looks up. With no rule of that family known
+    /// (a backend that does not report rules), the kernel's defaults: `local`, `main`, `default`.
+    pub fn reachable_tables(&self, family: Family) -> BTreeSet<u32> {
+        let mut any = false;
+        let mut tables = BTreeSet::new();
+        for r in self.rules.iter().filter(|r| r.family == family) {
+            any = true;
+            if let RuleAction::ToTable(t) = r.action {
+                tables.insert(t);
+            }
+        }
+        if !any {
+            tables.extend([Route::LOCAL_TABLE, Route::MAIN_TABLE, 253]);
+        }
+        tables
+    }
+
     /// True when there is nothing in the snapshot.
     pub fn is_empty(&self) -> bool {
-        self.interfaces.is_empty() && self.addresses.is_empty() && self.routes.is_empty()
+        self.interfaces.is_empty()
+            && self.addresses.is_empty()
+            && self.routes.is_empty()
+            && self.rules.is_empty()
     }
 
     /// Builds a snapshot from the three collections (duplicates: the last wins).
@@ -637,7 +737,21 @@ impl Snapshot {
             interfaces: interfaces.into_iter().map(|i| (i.index, i)).collect(),
             addresses: addresses.into_iter().map(|a| (a.key(), a)).collect(),
             routes: routes.into_iter().map(|r| (r.key(), r)).collect(),
+            rules: BTreeSet::new(),
         }
+    }
+
+    /// The same snapshot with these policy-routing rules.
+    pub fn with_rules(mut self, rules: impl IntoIterator<Item = Rule>) -> Snapshot {
+        self.rules = rules.into_iter().collect();
+        self
+    }
+
+    /// Replaces all rules of `family` (the answer to a rule re-dump), keeping the rest.
+    pub fn replace_rules(&mut self, family: Family, rules: impl IntoIterator<Item = Rule>) {
+        self.rules.retain(|r| r.family != family);
+        self.rules
+            .extend(rules.into_iter().filter(|r| r.family == family));
     }
 
     /// Replaces all routes of `family` (the answer to a route re-dump), keeping the rest.
@@ -743,5 +857,43 @@ pub fn table_name(table: u32) -> String {
         254 => "main".into(),
         255 => "local".into(),
         n => n.to_string(),
+    }
+}
+
+/// A rule printed like `ip rule`.
+pub(crate) struct RuleDisplay<'a>(pub(crate) &'a Rule);
+
+impl fmt::Display for RuleDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        write!(f, "{} rule {}:", r.family, r.priority)?;
+        if r.invert {
+            f.write_str(" not")?;
+        }
+        match &r.source {
+            Some(s) => write!(f, " from {s}")?,
+            None => f.write_str(" from all")?,
+        }
+        if let Some(d) = &r.destination {
+            write!(f, " to {d}")?;
+        }
+        if let Some(m) = r.fwmark {
+            write!(f, " fwmark {m:#x}")?;
+        }
+        if let Some(i) = &r.iif {
+            write!(f, " iif {i}")?;
+        }
+        if let Some(o) = &r.oif {
+            write!(f, " oif {o}")?;
+        }
+        match r.action {
+            RuleAction::ToTable(t) => write!(f, " lookup {}", table_name(t)),
+            RuleAction::Goto(p) => write!(f, " goto {p}"),
+            RuleAction::Nop => f.write_str(" nop"),
+            RuleAction::Blackhole => f.write_str(" blackhole"),
+            RuleAction::Unreachable => f.write_str(" unreachable"),
+            RuleAction::Prohibit => f.write_str(" prohibit"),
+            RuleAction::Other(n) => write!(f, " action {n}"),
+        }
     }
 }
