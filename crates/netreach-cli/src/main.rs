@@ -1,1 +1,126 @@
-fn main() {}
+//! `netreach`: the command-line tool.
+//!
+//! `main` is a dispatcher: parse, run one short function per subcommand, print an error as one
+//! line on stderr. Exit codes: 0 success; 1 the condition asked for does not hold, or a
+//! run-time failure; 2 bad input (flags, namespace). A closed output pipe counts as success.
+
+mod cli;
+mod cmd;
+mod output;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, Command};
+
+/// What a subcommand returns: an exit code, or an error to print.
+pub type Outcome = Result<ExitCode, Failure>;
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    error: Box<dyn std::error::Error>,
+}
+
+impl Failure {
+    /// Bad input: exit code 2.
+    pub fn input(error: impl Into<Box<dyn std::error::Error>>) -> Failure {
+        Failure {
+            code: 2,
+            error: error.into(),
+        }
+    }
+}
+
+impl From<netreach::Error> for Failure {
+    fn from(e: netreach::Error) -> Failure {
+        use netreach::Error as E;
+        let code = match e {
+            E::NamespaceNotFound { .. }
+            | E::InvalidNamespaceName { .. }
+            | E::NotANamespace { .. } => 2,
+            _ => 1,
+        };
+        Failure {
+            code,
+            error: Box::new(e),
+        }
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        Failure {
+            code: 1,
+            error: Box::new(e),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("netreach: {first} (see 'netreach --help')");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(f) if is_broken_pipe(&*f.error) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("netreach: {}", chain(&*f.error));
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Outcome {
+    let netns = cmd::netns(cli.netns.as_deref())?;
+    match cli.command {
+        Command::Status { json } => cmd::status::run(&netns, json),
+        Command::Watch { json } => cmd::watch::run(&netns, json),
+        Command::Completions { shell } => {
+            let mut c = Cli::command();
+            clap_complete::generate(shell, &mut c, "netreach", &mut io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let mut out = io::stdout().lock();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The error and its causes on one line: `a: b: c`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.downcast_ref::<io::Error>()
+        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}

@@ -89,7 +89,7 @@ fn for_each_removed<K: Ord, V>(old: &BTreeMap<K, V>, new: &BTreeMap<K, V>, mut f
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Address, AddressFlags, Interface, LinkKind, Route, Scope, Update};
+    use crate::{Address, AddressFlags, Interface, LinkKind, Route, Scope};
 
     fn sample(n: u32) -> Snapshot {
         let ifs = (1..=n).map(|i| Interface::new(i, format!("veth{i}"), LinkKind::Veth));
@@ -121,23 +121,7 @@ mod tests {
             }
             let mut s = old.clone();
             for e in diff(&old, &new) {
-                let u = match e {
-                    Event::InterfaceAdded(i) => Update::NewLink(i),
-                    Event::InterfaceChanged { new, .. } => Update::NewLink(new),
-                    Event::InterfaceRemoved(i) => Update::DelLink(i.index),
-                    Event::AddressAdded(a) | Event::AddressChanged { new: a, .. } => {
-                        Update::NewAddress(a)
-                    }
-                    Event::AddressRemoved(a) => Update::DelAddress(a),
-                    Event::RouteAdded(route) => Update::NewRoute {
-                        route,
-                        replace: false,
-                    },
-                    Event::RouteRemoved(r) => Update::DelRoute(r),
-                    Event::RuleAdded(r) => Update::NewRule(r),
-                    Event::RuleRemoved(r) => Update::DelRule(r),
-                };
-                s.apply(u);
+                s.apply(e.to_update());
             }
             assert_eq!(s, new, "diff {a} -> {b}");
         }

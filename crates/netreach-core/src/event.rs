@@ -176,6 +176,26 @@ impl Event {
         }
     }
 
+    /// The update that applies this event to a snapshot: `apply(e.to_update())` on the state
+    /// before the event gives the state after it.
+    pub fn to_update(&self) -> Update {
+        match self.clone() {
+            Event::InterfaceAdded(i) => Update::NewLink(i),
+            Event::InterfaceChanged { new, .. } => Update::NewLink(new),
+            Event::InterfaceRemoved(i) => Update::DelLink(i.index),
+            Event::AddressAdded(a) => Update::NewAddress(a),
+            Event::AddressChanged { new, .. } => Update::NewAddress(new),
+            Event::AddressRemoved(a) => Update::DelAddress(a),
+            Event::RouteAdded(route) => Update::NewRoute {
+                route,
+                replace: false,
+            },
+            Event::RouteRemoved(r) => Update::DelRoute(r),
+            Event::RuleAdded(r) => Update::NewRule(r),
+            Event::RuleRemoved(r) => Update::DelRule(r),
+        }
+    }
+
     /// A one-line human description, resolving interface names from `snap` (the state after
     /// the event; a removed interface's name comes from the event itself).
     pub fn describe<'a>(&'a self, snap: &'a Snapshot) -> impl fmt::Display + 'a {
@@ -290,6 +310,65 @@ impl Snapshot {
     pub fn apply(&mut self, update: Update) -> Vec<Event> {
         let mut events = Vec::new();
         self.apply_into(update, &mut events);
+        events
+    }
+
+    /// Applies an update without computing events: the fast path for building a snapshot from
+    /// a dump. New-messages upsert, del-messages delete.
+    pub fn load(&mut self, update: Update) {
+        match update {
+            Update::NewLink(i) => {
+                self.interfaces.insert(i.index, i);
+            }
+            Update::NewAddress(a) => {
+                self.addresses.insert(a.key(), a);
+            }
+            Update::NewRoute { route, .. } => {
+                self.routes.insert(route.key(), route);
+            }
+            Update::NewRule(r) => {
+                self.rules.insert(r);
+            }
+            other => self.apply_into(other, &mut Vec::new()),
+        }
+    }
+
+    /// Replaces the routes of `family` with a fresh dump of them and returns the differences
+    /// (removals first), without copying the rest of the snapshot.
+    pub fn sync_routes(&mut self, family: Family, routes: Vec<Route>) -> Vec<Event> {
+        use std::collections::BTreeMap;
+        let fresh: BTreeMap<_, _> = routes
+            .into_iter()
+            .filter(|r| r.family == family)
+            .map(|r| (r.key(), r))
+            .collect();
+        let mut events = Vec::new();
+        let stale: Vec<_> = self
+            .routes
+            .keys()
+            .filter(|k| k.family == family && !fresh.contains_key(*k))
+            .cloned()
+            .collect();
+        for k in stale {
+            if let Some(r) = self.routes.remove(&k) {
+                events.push(Event::RouteRemoved(r));
+            }
+        }
+        for (k, r) in fresh {
+            match self.routes.get(&k) {
+                Some(old) if *old == r => {}
+                Some(_) => {
+                    if let Some(old) = self.routes.insert(k, r.clone()) {
+                        events.push(Event::RouteRemoved(old));
+                    }
+                    events.push(Event::RouteAdded(r));
+                }
+                None => {
+                    self.routes.insert(k, r.clone());
+                    events.push(Event::RouteAdded(r));
+                }
+            }
+        }
         events
     }
 
@@ -525,6 +604,26 @@ mod tests {
             replace: false,
         });
         assert_eq!(ev, [Event::RouteRemoved(r), Event::RouteAdded(down)]);
+    }
+
+    #[test]
+    fn sync_routes_reports_silent_flushes() {
+        let mut s = Snapshot::new();
+        let a = Route::unicast("198.18.0.0/24".parse().unwrap(), None, 2);
+        let b = Route::unicast("198.18.1.0/24".parse().unwrap(), None, 3);
+        let v6 = Route::unicast("2001:db8::/64".parse().unwrap(), None, 2);
+        for r in [&a, &b, &v6] {
+            s.apply(Update::NewRoute {
+                route: r.clone(),
+                replace: false,
+            });
+        }
+        assert_eq!(
+            s.sync_routes(Family::Ipv4, vec![b.clone()]),
+            [Event::RouteRemoved(a)]
+        );
+        assert!(s.sync_routes(Family::Ipv4, vec![b]).is_empty());
+        assert_eq!(s.routes().count(), 2, "IPv6 routes are untouched");
     }
 
     #[test]

@@ -38,5 +38,5 @@ pub use event::{Event, InterfaceChanges, Update};
 pub use flags::AddressFlags;
 pub use model::{
     Address, AddressKey, Family, Interface, LinkKind, MacAddr, NextHop, OperState, Route, RouteKey,
-    RouteProtocol, RouteType, Scope, Snapshot, table_name,
+    RouteProtocol, RouteType, Rule, RuleAction, Scope, Snapshot, table_name,
 };

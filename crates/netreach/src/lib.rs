@@ -1,1 +1,52 @@
-//! placeholder
+//! netreach: know, the moment it happens, whether the machine is online and whether the path
+//! of a connection still works.
+//!
+//! This crate is the live layer around the sans-IO core [`netreach_core`]: it opens an
+//! rtnetlink socket (in any network namespace), keeps a [`Snapshot`] of interfaces, addresses,
+//! routes and rules current from kernel notifications on a thread of its own, and hands every
+//! change to any number of [`Subscription`]s, from blocking code or any async runtime. It pulls
+//! in no async runtime.
+//!
+//! # Getting started
+//!
+//! ```no_run
+//! use netreach::{Monitor, Notification};
+//!
+//! # fn main() -> Result<(), netreach::Error> {
+//! let monitor = Monitor::new()?;
+//! let mut changes = monitor.subscribe();
+//! while let Some(n) = changes.recv() {
+//!     match n {
+//!         Notification::Ready { snapshot, .. } => print!("{snapshot}"),
+//!         Notification::Change { seq, event, .. } => {
+//!             println!("{seq}: {}", event.describe(&changes.current()))
+//!         }
+//!         other => println!("{other:?}"),
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Platform specific behavior
+//!
+//! Linux only for now (rtnetlink). The model and rules in [`netreach_core`] are portable.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+mod monitor;
+mod netns;
+mod subscription;
+mod sys;
+
+pub use error::Error;
+pub use monitor::{Monitor, MonitorBuilder, Stats};
+pub use netns::Netns;
+pub use subscription::{Next, Notification, Subscription};
+
+pub use netreach_core as core;
+pub use netreach_core::{
+    Address, AddressFlags, Event, Family, Interface, InterfaceChanges, LinkKind, OperState, Route,
+    RouteType, Rule, Scope, Snapshot,
+};

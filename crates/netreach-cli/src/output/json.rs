@@ -1,0 +1,229 @@
+//! The JSON shapes of `status --json` and `watch --json`.
+//!
+//! Interfaces carry their addresses; routes name their interface; `watch` lines carry the same
+//! fields as `status` plus `seq`, `time` (RFC 3339) and `type`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use netreach::{Address, AddressFlags, Event, Interface, Notification, Route, Rule, Snapshot};
+use serde::Serialize;
+
+/// Interface names by index, kept across removals so events about a removed interface still
+/// name it.
+#[derive(Debug, Default)]
+pub struct Names(BTreeMap<u32, String>);
+
+impl Names {
+    pub fn learn(&mut self, snap: &Snapshot) {
+        for i in snap.interfaces() {
+            self.0.insert(i.index, i.name.clone());
+        }
+    }
+
+    pub fn note(&mut self, event: &Event) {
+        match event {
+            Event::InterfaceAdded(i) | Event::InterfaceChanged { new: i, .. } => {
+                self.0.insert(i.index, i.name.clone());
+            }
+            _ => {}
+        }
+    }
+
+    pub fn get(&self, index: u32) -> Option<&str> {
+        self.0.get(&index).map(String::as_str)
+    }
+}
+
+#[derive(Serialize)]
+pub struct Status<'a> {
+    interfaces: Vec<InterfaceJson<'a>>,
+    routes: Vec<RouteJson<'a>>,
+    rules: Vec<&'a Rule>,
+}
+
+impl<'a> Status<'a> {
+    pub fn new(snap: &'a Snapshot) -> Status<'a> {
+        let mut names = Names::default();
+        names.learn(snap);
+        Status {
+            interfaces: snap
+                .interfaces()
+                .map(|i| InterfaceJson {
+                    iface: i,
+                    addresses: snap.addresses_of(i.index).map(AddressJson::from).collect(),
+                })
+                .collect(),
+            routes: snap.routes().map(|r| RouteJson::new(r, &names)).collect(),
+            rules: snap.rules().collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct InterfaceJson<'a> {
+    #[serde(flatten)]
+    iface: &'a Interface,
+    addresses: Vec<AddressJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct AddressJson<'a> {
+    address: IpAddr,
+    prefix_len: u8,
+    family: &'static str,
+    scope: &'a netreach::Scope,
+    flags: AddressFlags,
+}
+
+impl<'a> From<&'a Address> for AddressJson<'a> {
+    fn from(a: &'a Address) -> Self {
+        AddressJson {
+            address: a.address,
+            prefix_len: a.prefix_len,
+            family: a.family().as_str(),
+            scope: &a.scope,
+            flags: a.flags,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RouteJson<'a> {
+    family: &'static str,
+    destination: String,
+    gateway: Option<IpAddr>,
+    interface: Option<String>,
+    ifindex: Option<u32>,
+    table: u32,
+    metric: u32,
+    #[serde(rename = "type")]
+    kind: String,
+    protocol: String,
+    scope: String,
+    prefsrc: Option<IpAddr>,
+    linkdown: bool,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    nexthops: &'a [netreach::core::NextHop],
+}
+
+impl<'a> RouteJson<'a> {
+    fn new(r: &'a Route, names: &Names) -> RouteJson<'a> {
+        RouteJson {
+            family: r.family.as_str(),
+            destination: r.destination.to_string(),
+            gateway: r.gateway,
+            interface: r
+                .interface
+                .map(|i| names.get(i).map_or_else(|| format!("#{i}"), str::to_owned)),
+            ifindex: r.interface,
+            table: r.table,
+            metric: r.metric,
+            kind: r.kind.name(),
+            protocol: r.protocol.name(),
+            scope: r.scope.name(),
+            prefsrc: r.prefsrc,
+            linkdown: r.linkdown,
+            nexthops: &r.nexthops,
+        }
+    }
+}
+
+/// One line of `watch --json`.
+#[derive(Serialize)]
+pub struct Line<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    time: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    body: Body<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Body<'a> {
+    Ready {
+        state: Status<'a>,
+    },
+    Interface {
+        #[serde(flatten)]
+        iface: &'a Interface,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        changed: Option<Vec<&'static str>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        old: Option<&'a Interface>,
+    },
+    Address {
+        interface: Option<String>,
+        ifindex: u32,
+        #[serde(flatten)]
+        addr: AddressJson<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        old_flags: Option<AddressFlags>,
+    },
+    Route(RouteJson<'a>),
+    Rule(&'a Rule),
+    Lagged {
+        missed: u64,
+    },
+    Empty {},
+}
+
+impl<'a> Line<'a> {
+    pub fn new(n: &'a Notification, names: &Names) -> Line<'a> {
+        let time = humantime::format_rfc3339_micros(n.time()).to_string();
+        let (kind, body) = match n {
+            Notification::Ready { snapshot, .. } => (
+                "ready",
+                Body::Ready {
+                    state: Status::new(snapshot),
+                },
+            ),
+            Notification::Change { event, .. } => (event.type_name(), event_body(event, names)),
+            Notification::Resynced { .. } => ("resynced", Body::Empty {}),
+            Notification::Lagged { missed, .. } => ("lagged", Body::Lagged { missed: *missed }),
+            _ => ("unknown", Body::Empty {}),
+        };
+        Line {
+            seq: n.seq(),
+            time,
+            kind,
+            body,
+        }
+    }
+}
+
+fn event_body<'a>(event: &'a Event, names: &Names) -> Body<'a> {
+    let addr = |a: &'a Address, old_flags| Body::Address {
+        interface: names.get(a.interface).map(str::to_owned),
+        ifindex: a.interface,
+        addr: AddressJson::from(a),
+        old_flags,
+    };
+    match event {
+        Event::InterfaceAdded(i) | Event::InterfaceRemoved(i) => Body::Interface {
+            iface: i,
+            changed: None,
+            old: None,
+        },
+        Event::InterfaceChanged { old, new, changes } => Body::Interface {
+            iface: new,
+            changed: Some(changes.names().collect()),
+            old: Some(old),
+        },
+        Event::AddressAdded(a) | Event::AddressRemoved(a) => addr(a, None),
+        Event::AddressChanged { old, new } => addr(new, Some(old.flags)),
+        Event::RouteAdded(r) | Event::RouteRemoved(r) => Body::Route(RouteJson::new(r, names)),
+        Event::RuleAdded(r) | Event::RuleRemoved(r) => Body::Rule(r),
+        _ => Body::Empty {},
+    }
+}
+
+/// Formats a time stamp as RFC 3339 (UTC, microseconds).
+#[allow(dead_code)]
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_micros(t).to_string()
+}
