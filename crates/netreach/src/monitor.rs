@@ -59,6 +59,7 @@ struct Counters {
 pub struct MonitorBuilder {
     netns: Netns,
     queue: usize,
+    rcvbuf: usize,
 }
 
 impl Default for MonitorBuilder {
@@ -66,6 +67,7 @@ impl Default for MonitorBuilder {
         MonitorBuilder {
             netns: Netns::Current,
             queue: 4096,
+            rcvbuf: INITIAL_RCVBUF,
         }
     }
 }
@@ -81,6 +83,14 @@ impl MonitorBuilder {
     /// (default 4096).
     pub fn queue_capacity(mut self, changes: usize) -> Self {
         self.queue = changes.max(1);
+        self
+    }
+
+    /// The socket receive buffer to start with, in bytes (default 1 MiB). It doubles after
+    /// each overflow, up to 64 MiB. A small value only makes overflows (and resyncs) likelier;
+    /// it is useful to test them.
+    pub fn receive_buffer(mut self, bytes: usize) -> Self {
+        self.rcvbuf = bytes.max(1024);
         self
     }
 
@@ -147,7 +157,7 @@ impl Monitor {
     fn start(opts: MonitorBuilder) -> Result<Monitor, Error> {
         // Subscribe first, then dump: see the module docs.
         let (events, requests, snapshot) = opts.netns.run(|| {
-            let events = NlSocket::notifications(INITIAL_RCVBUF)?;
+            let events = NlSocket::notifications(opts.rcvbuf)?;
             let mut requests = NlSocket::requests()?;
             let snapshot = requests.dump_all()?;
             Ok::<_, Error>((events, requests, snapshot))
@@ -169,7 +179,7 @@ impl Monitor {
             snapshot: hub.snapshot(),
             hub: hub.clone(),
             shared: shared.clone(),
-            rcvbuf: INITIAL_RCVBUF,
+            rcvbuf: opts.rcvbuf,
             seq: 0,
         };
         let thread = std::thread::Builder::new()
@@ -216,6 +226,14 @@ impl Monitor {
     /// Why the monitor's thread stopped on its own, if it did (a socket error).
     pub fn failure(&self) -> Option<Arc<Error>> {
         lock(&self.shared.failure).clone()
+    }
+
+    /// Test hook: blocks the monitor's thread at its next publish until the guard is dropped,
+    /// so that a test can make the kernel overflow the socket. Do not hold any other monitor
+    /// call while it lives (they wait for the same lock).
+    #[doc(hidden)]
+    pub fn __stall_for_test(&self) -> impl Drop + '_ {
+        self.hub.stall()
     }
 
     /// Number of live subscriptions.

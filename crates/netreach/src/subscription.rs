@@ -120,6 +120,8 @@ struct Queue {
     capacity: usize,
     /// Changes dropped since the subscriber last read; 0 when it is in step.
     missed: u64,
+    /// A resync marker was among what was dropped; it is handed out after the merge.
+    missed_resync: bool,
     closed: bool,
     waker: Option<Waker>,
 }
@@ -141,8 +143,14 @@ impl Hub {
         lock(&self.state).snapshot.clone()
     }
 
+    #[cfg(test)]
     pub(crate) fn seq(&self) -> u64 {
         lock(&self.state).seq
+    }
+
+    /// Holds the state lock: the monitor thread blocks at its next publish while this lives.
+    pub(crate) fn stall(&self) -> impl Drop + '_ {
+        lock(&self.state)
     }
 
     pub(crate) fn subscribers(&self) -> usize {
@@ -195,6 +203,7 @@ impl Hub {
                 items: VecDeque::new(),
                 capacity: capacity.max(1),
                 missed: 0,
+                missed_resync: false,
                 closed: st.closed,
                 waker: None,
             }),
@@ -233,9 +242,15 @@ impl Queue {
         if self.missed > 0 {
             // Already behind: the merge on the next read covers this change too.
             self.missed += u64::from(matches!(n, Notification::Change { .. }));
+            self.missed_resync |= matches!(n, Notification::Resynced { .. });
             return;
         }
         if self.items.len() >= self.capacity {
+            self.missed_resync |= matches!(n, Notification::Resynced { .. })
+                || self
+                    .items
+                    .iter()
+                    .any(|n| matches!(n, Notification::Resynced { .. }));
             let dropped = self
                 .items
                 .drain(..)
@@ -369,11 +384,18 @@ impl Subscription {
             let st = lock(&self.hub.state);
             let mut q = lock(&self.slot.queue);
             let missed = std::mem::take(&mut q.missed);
+            let resynced = std::mem::take(&mut q.missed_resync);
             q.items.clear();
             let (current, seq) = (st.snapshot.clone(), st.seq);
             drop(q);
             drop(st);
             self.merge(missed, current, seq);
+            if resynced {
+                self.pending.push_back(Notification::Resynced {
+                    seq,
+                    time: SystemTime::now(),
+                });
+            }
             return match self.pending.pop_front() {
                 Some(n) => {
                     self.advance(&n);
@@ -429,6 +451,8 @@ impl Subscription {
     }
 }
 
+// Transient, never stored: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Taken {
     Item(Notification),
     Empty,
@@ -460,13 +484,14 @@ impl futures_core::Stream for Subscription {
 }
 
 impl Subscription {
-    /// The next item, as a future for any async runtime (same as `StreamExt::next`).
-    pub fn next(&mut self) -> Next<'_> {
+    /// The next item, as a future for any async runtime (same as `StreamExt::next`);
+    /// `None` once the monitor is gone.
+    pub fn recv_async(&mut self) -> Next<'_> {
         Next { sub: self }
     }
 }
 
-/// The future returned by [`Subscription::next`].
+/// The future returned by [`Subscription::recv_async`].
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
 pub struct Next<'a> {

@@ -150,17 +150,6 @@ impl NlSocket {
         Ok(())
     }
 
-    /// Next sequence number for a request the caller serialises itself.
-    pub(crate) fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq.wrapping_add(1).max(1);
-        self.seq
-    }
-
-    /// A blocking receive of one datagram, for request/answer exchanges.
-    pub(crate) fn recv_answer(&self, buf: &mut [u8]) -> Result<usize, Error> {
-        self.recv_blocking(buf)
-    }
-
     /// Dumps one kind of object. Returns the updates, or `Ok(None)` when the kernel flagged the
     /// dump as interrupted (`NLM_F_DUMP_INTR`) and it must be redone.
     fn dump_once(

@@ -1,0 +1,131 @@
+//! Test helpers shared by the namespace-based integration tests: one type owns each throwaway
+//! network namespace and deletes it on drop, even when the test fails.
+//!
+//! Addresses used inside: 198.18.0.0/15 and 2001:db8::/32 only.
+
+#![allow(dead_code)]
+
+pub mod kernel;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use netreach::Netns;
+use serde_json::Value;
+
+/// Fails loudly when not root: these tests need to create namespaces.
+pub fn require_root() {
+    let uid = rustix::process::geteuid();
+    assert!(
+        uid.is_root(),
+        "THIS TEST NEEDS ROOT (it creates network namespaces with `ip netns add`); \
+         run the suite as root, as CI does"
+    );
+}
+
+/// A throwaway network namespace, deleted on drop.
+#[derive(Debug)]
+pub struct Ns {
+    pub name: String,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Ns {
+    /// A new empty namespace with a unique name; `lo` is brought up.
+    pub fn new(tag: &str) -> Ns {
+        require_root();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("nrt-{}-{}-{}", std::process::id(), n, tag);
+        run("ip", &["netns", "add", &name]);
+        let ns = Ns { name };
+        ns.ip("link set lo up");
+        ns
+    }
+
+    /// The namespace for netreach.
+    pub fn netns(&self) -> Netns {
+        Netns::named(self.name.clone()).expect("valid name")
+    }
+
+    /// `ip -n NAME ARGS...`, panicking with the error output on failure.
+    pub fn ip(&self, args: &str) -> String {
+        let mut v = vec!["-n", &self.name];
+        v.extend(args.split_whitespace());
+        run("ip", &v)
+    }
+
+    /// `ip -n NAME ARGS...`, returning the error output on failure.
+    pub fn try_ip(&self, args: &str) -> Result<String, String> {
+        let mut v = vec!["-n", self.name.as_str()];
+        v.extend(args.split_whitespace());
+        try_run("ip", &v)
+    }
+
+    /// `ip -j -n NAME ARGS...` parsed.
+    pub fn ip_json(&self, args: &str) -> Value {
+        let mut v = vec!["-j", "-n", &self.name];
+        v.extend(args.split_whitespace());
+        let out = run("ip", &v);
+        if out.trim().is_empty() {
+            return Value::Array(vec![]);
+        }
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("ip -j {args}: {e}: {out}"))
+    }
+
+    /// Runs many `ip` commands at once from a batch file (`ip -batch`).
+    pub fn ip_batch(&self, lines: &str) {
+        let path = std::env::temp_dir().join(format!("{}-batch", self.name));
+        std::fs::write(&path, lines).expect("write batch");
+        let p = path.to_string_lossy().into_owned();
+        run("ip", &["-n", &self.name, "-batch", &p]);
+        let _ = std::fs::remove_file(path);
+    }
+
+    /// A veth pair with both ends here.
+    pub fn veth(&self, a: &str, b: &str) {
+        self.ip(&format!("link add {a} type veth peer name {b}"));
+    }
+
+    /// A veth pair from `a` here to `b` in `other`.
+    pub fn veth_to(&self, a: &str, other: &Ns, b: &str) {
+        self.ip(&format!(
+            "link add {a} type veth peer name {b} netns {}",
+            other.name
+        ));
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    try_run(cmd, args).unwrap_or_else(|e| panic!("{cmd} {}: {e}", args.join(" ")))
+}
+
+pub fn try_run(cmd: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {cmd}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Waits until `cond` holds, checking every 10 ms; panics with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
