@@ -1,0 +1,206 @@
+//! The `netreach` binary against the real kernel, in throwaway namespaces.
+
+#[path = "../../netreach/tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::Ns;
+use serde_json::Value;
+
+fn netreach() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_netreach"))
+}
+
+#[test]
+fn status_json_matches_ip_j() {
+    let ns = Ns::new("clistat");
+    let peer = Ns::new("clipeer");
+    ns.veth_to("c0", &peer, "p0");
+    peer.ip("link set p0 up");
+    ns.ip("link set c0 up");
+    ns.ip("addr add 198.18.4.2/24 dev c0");
+    ns.ip("addr add 2001:db8:4::2/64 dev c0 nodad");
+    ns.ip("route add default via 198.18.4.1");
+    ns.ip("route add blackhole 198.19.9.0/24 table 7");
+    let out = netreach()
+        .args(["--netns", &ns.name, "status", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+
+    // Interfaces and their addresses.
+    let kernel = ns.ip_json("addr show");
+    let ours = v["interfaces"].as_array().unwrap();
+    assert_eq!(ours.len(), kernel.as_array().unwrap().len());
+    for k in kernel.as_array().unwrap() {
+        let o = ours
+            .iter()
+            .find(|o| o["index"] == k["ifindex"])
+            .unwrap_or_else(|| panic!("missing {k}"));
+        assert_eq!(o["name"], k["ifname"]);
+        assert_eq!(o["mtu"], k["mtu"]);
+        let flags: Vec<&str> = k["flags"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+        assert_eq!(o["admin_up"], flags.contains(&"UP"));
+        assert_eq!(o["carrier"], flags.contains(&"LOWER_UP"));
+        assert_eq!(o["oper_state"], k["operstate"].as_str().unwrap().to_lowercase());
+        for key in ["kind", "mac"] {
+            assert!(o.get(key).is_some(), "{key} present");
+        }
+        let mut ka: Vec<_> = k["addr_info"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["local"].as_str().unwrap().to_owned(), a["prefixlen"].as_u64().unwrap(), a["scope"].as_str().unwrap().to_owned()))
+            .collect();
+        let mut oa: Vec<_> = o["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                assert!(a["flags"].is_array());
+                (a["address"].as_str().unwrap().to_owned(), a["prefix_len"].as_u64().unwrap(), a["scope"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        ka.sort();
+        oa.sort();
+        assert_eq!(ka, oa, "addresses of {}", k["ifname"]);
+    }
+
+    // Routes: every route of every table, with CIDR destinations and interface names.
+    let routes = v["routes"].as_array().unwrap();
+    let kernel4 = ns.ip_json("-4 route show table all");
+    let kernel6 = ns.ip_json("-6 route show table all");
+    assert_eq!(
+        routes.len(),
+        kernel4.as_array().unwrap().len() + kernel6.as_array().unwrap().len()
+    );
+    let default = routes
+        .iter()
+        .find(|r| r["destination"] == "0.0.0.0/0")
+        .expect("default route");
+    assert_eq!(default["family"], "ipv4");
+    assert_eq!(default["gateway"], "198.18.4.1");
+    assert_eq!(default["interface"], "c0");
+    assert_eq!(default["table"], 254);
+    assert_eq!(default["type"], "unicast");
+    assert!(default["metric"].is_u64());
+    let bh = routes
+        .iter()
+        .find(|r| r["destination"] == "198.19.9.0/24")
+        .expect("blackhole route");
+    assert_eq!(bh["type"], "blackhole");
+    assert_eq!(bh["table"], 7);
+    assert!(routes.iter().all(|r| r["destination"].as_str().unwrap().contains('/')));
+}
+
+#[test]
+fn status_table_is_readable() {
+    let ns = Ns::new("clitable");
+    ns.veth("t0", "t1");
+    ns.ip("addr add 198.18.6.1/24 dev t0");
+    let out = netreach().args(["--netns", &ns.name, "status"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("INTERFACE"), "{text}");
+    assert!(text.lines().any(|l| l.contains("t0") && l.contains("veth") && l.contains("down")), "{text}");
+    assert!(text.contains("198.18.6.1/24"), "{text}");
+}
+
+#[test]
+fn watch_json_starts_ready_then_streams_changes() {
+    let ns = Ns::new("cliwatch");
+    let mut child = netreach()
+        .args(["--netns", &ns.name, "watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["type"], "ready");
+    assert!(first["time"].as_str().unwrap().ends_with('Z'));
+    // Only now change the network: nothing may be missed.
+    ns.veth("w0", "w1");
+    ns.ip("addr add 198.18.7.1/24 dev w0");
+    ns.ip("link set w0 up");
+    ns.ip("link del w0");
+    let want = [
+        ("interface_added", "w0"),
+        ("address_added", "198.18.7.1"),
+        ("interface_changed", "w0"),
+        ("address_removed", "198.18.7.1"),
+        ("interface_removed", "w0"),
+    ];
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in lines {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut last_seq = 0;
+    let mut i = 0;
+    while i < want.len() {
+        let l = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no {:?}", want[i]));
+        let v: Value = serde_json::from_str(&l).expect("each line is JSON");
+        let seq = v["seq"].as_u64().unwrap();
+        assert!(seq > last_seq, "seq increases");
+        last_seq = seq;
+        humantime::parse_rfc3339(v["time"].as_str().unwrap()).expect("RFC 3339 time");
+        let (ty, what) = want[i];
+        let about = v.get("name").or(v.get("address")).and_then(Value::as_str);
+        if v["type"] == ty && about == Some(what) {
+            if ty == "address_added" {
+                assert_eq!(v["interface"], "w0");
+                assert_eq!(v["prefix_len"], 24);
+            }
+            if ty == "interface_removed" {
+                assert_eq!(v["kind"], "veth");
+            }
+            i += 1;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    for args in [
+        vec!["--netns", "nrt-no-such-ns", "status"],
+        vec!["--netns", "bad/../name/x", "status"],
+        vec!["status", "--bogus"],
+        vec!["frobnicate"],
+    ] {
+        let out = netreach().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("netreach: "), "{err}");
+    }
+}
+
+#[test]
+fn closed_pipe_is_not_an_error() {
+    let ns = Ns::new("clipipe");
+    for i in 0..50 {
+        ns.ip(&format!("link add br{i} type bridge"));
+    }
+    let mut child = netreach()
+        .args(["--netns", &ns.name, "status"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
