@@ -29,7 +29,11 @@ fn status_json_matches_ip_j() {
         .args(["--netns", &ns.name, "status", "--json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
 
     // Interfaces and their addresses.
@@ -43,10 +47,18 @@ fn status_json_matches_ip_j() {
             .unwrap_or_else(|| panic!("missing {k}"));
         assert_eq!(o["name"], k["ifname"]);
         assert_eq!(o["mtu"], k["mtu"]);
-        let flags: Vec<&str> = k["flags"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+        let flags: Vec<&str> = k["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
         assert_eq!(o["admin_up"], flags.contains(&"UP"));
         assert_eq!(o["carrier"], flags.contains(&"LOWER_UP"));
-        assert_eq!(o["oper_state"], k["operstate"].as_str().unwrap().to_lowercase());
+        assert_eq!(
+            o["oper_state"],
+            k["operstate"].as_str().unwrap().to_lowercase()
+        );
         for key in ["kind", "mac"] {
             assert!(o.get(key).is_some(), "{key} present");
         }
@@ -54,7 +66,13 @@ fn status_json_matches_ip_j() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|a| (a["local"].as_str().unwrap().to_owned(), a["prefixlen"].as_u64().unwrap(), a["scope"].as_str().unwrap().to_owned()))
+            .map(|a| {
+                (
+                    a["local"].as_str().unwrap().to_owned(),
+                    a["prefixlen"].as_u64().unwrap(),
+                    a["scope"].as_str().unwrap().to_owned(),
+                )
+            })
             .collect();
         let mut oa: Vec<_> = o["addresses"]
             .as_array()
@@ -62,7 +80,11 @@ fn status_json_matches_ip_j() {
             .iter()
             .map(|a| {
                 assert!(a["flags"].is_array());
-                (a["address"].as_str().unwrap().to_owned(), a["prefix_len"].as_u64().unwrap(), a["scope"].as_str().unwrap().to_owned())
+                (
+                    a["address"].as_str().unwrap().to_owned(),
+                    a["prefix_len"].as_u64().unwrap(),
+                    a["scope"].as_str().unwrap().to_owned(),
+                )
             })
             .collect();
         ka.sort();
@@ -94,7 +116,11 @@ fn status_json_matches_ip_j() {
         .expect("blackhole route");
     assert_eq!(bh["type"], "blackhole");
     assert_eq!(bh["table"], 7);
-    assert!(routes.iter().all(|r| r["destination"].as_str().unwrap().contains('/')));
+    assert!(
+        routes
+            .iter()
+            .all(|r| r["destination"].as_str().unwrap().contains('/'))
+    );
 }
 
 #[test]
@@ -102,11 +128,18 @@ fn status_table_is_readable() {
     let ns = Ns::new("clitable");
     ns.veth("t0", "t1");
     ns.ip("addr add 198.18.6.1/24 dev t0");
-    let out = netreach().args(["--netns", &ns.name, "status"]).output().unwrap();
+    let out = netreach()
+        .args(["--netns", &ns.name, "status"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("INTERFACE"), "{text}");
-    assert!(text.lines().any(|l| l.contains("t0") && l.contains("veth") && l.contains("down")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("t0") && l.contains("veth") && l.contains("down")),
+        "{text}"
+    );
     assert!(text.contains("198.18.6.1/24"), "{text}");
 }
 
@@ -202,5 +235,9 @@ fn closed_pipe_is_not_an_error() {
         .unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
