@@ -24,12 +24,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod connectivity;
 pub mod decode;
 mod diff;
 mod event;
 mod flags;
 mod model;
 
+pub use connectivity::{ConnectivityConfig, Medium, Pattern, PatternError, medium_hint_from_sysfs};
 pub use decode::{
     DecodeError, Message, Parsed, decode_message, decode_route_message, parse_datagram,
 };
