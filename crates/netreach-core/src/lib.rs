@@ -3,7 +3,7 @@
 //! This crate holds the typed model of one network namespace ([`Snapshot`]), the pure functions
 //! that apply a kernel message to it ([`Snapshot::apply`]) and compare two of them ([`diff`]),
 //! the decoder that turns rtnetlink messages into model updates ([`decode`]), and the
-//! connectivity rules of the status monitor ([`evaluate`]). It does no IO:
+//! connectivity rules of the status monitor ([`evaluate`], [`StatusTracker`]). It does no IO:
 //! no sockets, no clocks, no threads, no async and no `unsafe`. Everything here is fed with data
 //! and returns data, so it is tested without root and can be reused by any backend (the rtnetlink
 //! monitor in the `netreach` crate, a polling fallback, later other systems).
@@ -33,8 +33,9 @@ mod flags;
 mod model;
 
 pub use connectivity::{
-    Connectivity, ConnectivityConfig, Level, Medium, Pattern, PatternError, Primary, UnknownLevel,
-    evaluate, medium_hint_from_sysfs,
+    Connectivity, ConnectivityChange, ConnectivityConfig, Level, LevelChange, Medium, Pattern,
+    PatternError, Primary, PrimaryChange, Reason, StatusTracker, UnknownLevel, evaluate,
+    medium_hint_from_sysfs,
 };
 pub use decode::{
     DecodeError, Message, Parsed, decode_message, decode_route_message, parse_datagram,

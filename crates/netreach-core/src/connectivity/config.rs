@@ -248,6 +248,11 @@ impl ConnectivityConfig {
         self.metered.iter().any(|p| p.matches(&interface.name))
             || (self.cellular_is_metered && self.medium_of(interface) == Medium::Cellular)
     }
+
+    /// Drops the hints of interfaces for which `keep` is false.
+    pub(crate) fn retain_hints(&mut self, mut keep: impl FnMut(u32) -> bool) {
+        self.medium_hints.retain(|index, _| keep(*index));
+    }
 }
 
 impl Default for ConnectivityConfig {

@@ -1,8 +1,10 @@
 //! The connectivity rules of the status monitor: how connected a [`Snapshot`](crate::Snapshot)
-//! is, per family, through which interface and over which medium.
+//! is, per family, through which interface and over which medium, and the changes of that status
+//! over time.
 //!
-//! Pure functions of a snapshot and a [`ConnectivityConfig`]. No sockets, clocks, threads or
-//! async: the glue owns those. The rules, exactly as implemented, are in
+//! Pure functions of a snapshot and a [`ConnectivityConfig`], and one sans-IO state machine
+//! ([`StatusTracker`]) fed with snapshots and the model events that produced them. No sockets,
+//! clocks, threads or async: the glue owns those. The rules, exactly as implemented, are in
 //! `docs/connectivity.md`; in short:
 //!
 //! | level | IPv4 or IPv6 |
@@ -42,7 +44,9 @@
 
 mod config;
 mod medium;
+mod reason;
 mod rules;
+mod tracker;
 
 #[cfg(test)]
 mod tests;
@@ -55,7 +59,9 @@ use serde::{Serialize, Serializer};
 
 pub use config::{ConnectivityConfig, Pattern, PatternError};
 pub use medium::{Medium, medium_hint_from_sysfs};
+pub use reason::Reason;
 pub use rules::evaluate;
+pub use tracker::{ConnectivityChange, LevelChange, PrimaryChange, StatusTracker};
 
 use crate::model::Family;
 
@@ -231,5 +237,22 @@ impl Serialize for Connectivity {
     }
 }
 
-/// Both families, IPv4 first.
+/// The label of a level change's subject: `IPv4`, `IPv6`, or `overall` for `None`.
+fn family_label(family: Option<Family>) -> &'static str {
+    match family {
+        Some(Family::Ipv4) => "IPv4",
+        Some(Family::Ipv6) => "IPv6",
+        None => "overall",
+    }
+}
+
+/// The index of a family in per-family arrays.
+fn family_slot(family: Family) -> usize {
+    match family {
+        Family::Ipv4 => 0,
+        Family::Ipv6 => 1,
+    }
+}
+
+/// Both families, IPv4 first (the order changes are emitted in).
 const FAMILIES: [Family; 2] = [Family::Ipv4, Family::Ipv6];

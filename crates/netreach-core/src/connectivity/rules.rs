@@ -4,12 +4,13 @@
 //! same rules in prose and must change with this file.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 
 use super::config::ConnectivityConfig;
 use super::medium::Medium;
-use super::{Connectivity, FAMILIES, Level, Primary};
+use super::{Connectivity, FAMILIES, Level, Primary, family_slot};
 use crate::model::{Address, Family, Interface, Route, RouteType, Rule, Scope, Snapshot};
 
 /// The connectivity of `snapshot`: the level of each family, the overall level, the primary
@@ -26,7 +27,7 @@ pub fn evaluate(snapshot: &Snapshot, config: &ConnectivityConfig) -> Connectivit
 pub(crate) struct Evaluation {
     /// The result.
     pub(crate) connectivity: Connectivity,
-    /// Per family (IPv4, IPv6): the interfaces that give the family its level (empty
+    /// Per family (see [`family_slot`]): the interfaces that give the family its level (empty
     /// when disconnected). Events about other interfaces cannot explain a change of it.
     pub(crate) interfaces: [BTreeSet<u32>; 2],
 }
@@ -57,6 +58,11 @@ impl Evaluation {
             connectivity,
             interfaces: [v4.interfaces, v6.interfaces],
         }
+    }
+
+    /// The interfaces behind `family`'s level.
+    pub(crate) fn interfaces(&self, family: Family) -> &BTreeSet<u32> {
+        &self.interfaces[family_slot(family)]
     }
 }
 
@@ -169,6 +175,7 @@ fn is_link_local_net(net: &IpNet) -> bool {
 
 /// One way out of a route.
 pub(crate) struct Hop {
+    pub(crate) gateway: Option<IpAddr>,
     pub(crate) interface: Option<u32>,
     pub(crate) linkdown: bool,
 }
@@ -176,10 +183,12 @@ pub(crate) struct Hop {
 /// The next hops of a route: its multipath hops, or the route itself when it has none.
 pub(crate) fn hops(route: &Route) -> impl Iterator<Item = Hop> + '_ {
     let single = route.nexthops.is_empty().then_some(Hop {
+        gateway: route.gateway,
         interface: route.interface,
         linkdown: route.linkdown,
     });
     single.into_iter().chain(route.nexthops.iter().map(|h| Hop {
+        gateway: h.gateway,
         interface: Some(h.interface),
         linkdown: h.linkdown,
     }))

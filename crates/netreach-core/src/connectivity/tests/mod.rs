@@ -1,10 +1,11 @@
-//! Table-driven scenarios for the connectivity rules.
+//! Table-driven scenarios for the connectivity rules and the change tracker.
 //!
 //! Networks are built from the kernel's point of view, as [`Update`]s applied to a snapshot, so
-//! they are the states the live monitor will see. Addresses come from 198.18.0.0/15 and
-//! 2001:db8::/32, plus fe80:: link-locals.
+//! the tracker sees exactly the events the live monitor will give it. Addresses come from
+//! 198.18.0.0/15 and 2001:db8::/32, plus fe80:: link-locals.
 
 mod levels;
+mod tracker;
 
 use std::net::IpAddr;
 
@@ -122,6 +123,10 @@ fn add(route: Route) -> Update {
         route,
         replace: false,
     }
+}
+
+fn del(route: Route) -> Update {
+    Update::DelRoute(route)
 }
 
 fn metric(route: Route, metric: u32) -> Route {
