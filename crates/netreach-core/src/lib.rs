@@ -2,7 +2,8 @@
 //!
 //! This crate holds the typed model of one network namespace ([`Snapshot`]), the pure functions
 //! that apply a kernel message to it ([`Snapshot::apply`]) and compare two of them ([`diff`]),
-//! and the decoder that turns rtnetlink messages into model updates ([`decode`]). It does no IO:
+//! the decoder that turns rtnetlink messages into model updates ([`decode`]), and the
+//! connectivity rules of the status monitor ([`evaluate`], [`StatusTracker`]). It does no IO:
 //! no sockets, no clocks, no threads, no async and no `unsafe`. Everything here is fed with data
 //! and returns data, so it is tested without root and can be reused by any backend (the rtnetlink
 //! monitor in the `netreach` crate, a polling fallback, later other systems).
@@ -24,12 +25,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod connectivity;
 pub mod decode;
 mod diff;
 mod event;
 mod flags;
 mod model;
 
+pub use connectivity::{
+    Connectivity, ConnectivityChange, ConnectivityConfig, Level, LevelChange, Medium, Pattern,
+    PatternError, Primary, PrimaryChange, Reason, StatusTracker, UnknownLevel, evaluate,
+    medium_hint_from_sysfs,
+};
 pub use decode::{
     DecodeError, Message, Parsed, decode_message, decode_route_message, parse_datagram,
 };
