@@ -89,8 +89,24 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Outcome {
     let netns = cmd::netns(cli.netns.as_deref())?;
     match cli.command {
-        Command::Status { json } => cmd::status::run(&netns, json),
-        Command::Watch { json } => cmd::watch::run(&netns, json),
+        Command::Status { json, rules } => cmd::status::run(&netns, json, &rules),
+        Command::Watch { json, rules } => cmd::watch::run(&netns, json, &rules),
+        Command::WaitOnline {
+            timeout,
+            level,
+            family,
+            interfaces,
+            rules,
+        } => cmd::wait_online::run(
+            &netns,
+            cmd::wait_online::Condition {
+                level: level.into(),
+                family,
+                interfaces,
+            },
+            std::time::Duration::from_secs_f64(timeout),
+            &rules,
+        ),
         Command::Completions { shell } => {
             let mut c = Cli::command();
             clap_complete::generate(shell, &mut c, "netreach", &mut io::stdout());

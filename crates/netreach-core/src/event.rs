@@ -37,19 +37,67 @@ pub enum Update {
     DelRule(Rule),
 }
 
+/// Which families' routes must be dumped again because the kernel changed them without a
+/// notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RouteRefresh {
+    /// IPv4 routes.
+    pub ipv4: bool,
+    /// IPv6 routes.
+    pub ipv6: bool,
+}
+
+impl RouteRefresh {
+    /// Both families.
+    pub const BOTH: RouteRefresh = RouteRefresh {
+        ipv4: true,
+        ipv6: true,
+    };
+
+    /// Nothing to refresh.
+    pub fn is_empty(self) -> bool {
+        !self.ipv4 && !self.ipv6
+    }
+
+    /// The families to refresh.
+    pub fn families(self) -> impl Iterator<Item = Family> {
+        [(self.ipv4, Family::Ipv4), (self.ipv6, Family::Ipv6)]
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, f)| f)
+    }
+}
+
+impl std::ops::BitOrAssign for RouteRefresh {
+    fn bitor_assign(&mut self, rhs: RouteRefresh) {
+        self.ipv4 |= rhs.ipv4;
+        self.ipv6 |= rhs.ipv6;
+    }
+}
+
 impl Update {
-    /// Whether the kernel may have removed IPv4 routes without telling (it flushes them when an
-    /// interface goes down or away, or an IPv4 address is removed, and sends no `RTM_DELROUTE`).
-    /// The driver answers by dumping the routes of that family again and applying the diff.
-    pub fn route_refresh_needed(&self, before: &Snapshot) -> Option<Family> {
+    /// Which routes the kernel may have changed without telling, so that the driver dumps them
+    /// again and applies the difference:
+    ///
+    /// - an interface going administratively down or away: the kernel flushes its IPv4 routes
+    ///   and sends no `RTM_DELROUTE`;
+    /// - an interface gaining or losing carrier: the kernel sets or clears the `linkdown` flag
+    ///   of its IPv4 and IPv6 routes and sends nothing (not even `ip monitor` sees it);
+    /// - an IPv4 address removed: routes using it as source are flushed silently.
+    pub fn route_refresh_needed(&self, before: &Snapshot) -> RouteRefresh {
         match self {
-            Update::DelLink(index) => before.interface(*index).is_some().then_some(Family::Ipv4),
+            Update::DelLink(index) if before.interface(*index).is_some() => RouteRefresh::BOTH,
             Update::NewLink(new) => match before.interface(new.index) {
-                Some(old) if old.admin_up && !new.admin_up => Some(Family::Ipv4),
-                _ => None,
+                Some(old) if (old.admin_up && !new.admin_up) || old.carrier != new.carrier => {
+                    RouteRefresh::BOTH
+                }
+                _ => RouteRefresh::default(),
             },
-            Update::DelAddress(a) if a.family() == Family::Ipv4 => Some(Family::Ipv4),
-            _ => None,
+            Update::DelAddress(a) if a.family() == Family::Ipv4 => RouteRefresh {
+                ipv4: true,
+                ipv6: false,
+            },
+            _ => RouteRefresh::default(),
         }
     }
 }
@@ -627,7 +675,7 @@ mod tests {
     }
 
     #[test]
-    fn refresh_is_requested_when_the_kernel_flushes_silently() {
+    fn refresh_is_requested_when_the_kernel_changes_routes_silently() {
         let mut s = Snapshot::new();
         let eth = up(Interface::new(2, "eth0", LinkKind::Ethernet));
         s.apply(Update::NewLink(eth.clone()));
@@ -635,17 +683,26 @@ mod tests {
         down.admin_up = false;
         assert_eq!(
             Update::NewLink(down).route_refresh_needed(&s),
-            Some(Family::Ipv4)
+            RouteRefresh::BOTH
         );
-        assert_eq!(Update::NewLink(eth).route_refresh_needed(&s), None);
+        let mut no_carrier = eth.clone();
+        no_carrier.carrier = false;
+        assert_eq!(
+            Update::NewLink(no_carrier).route_refresh_needed(&s),
+            RouteRefresh::BOTH
+        );
+        let mut mtu = eth.clone();
+        mtu.mtu = 9000;
+        assert!(Update::NewLink(mtu).route_refresh_needed(&s).is_empty());
+        assert!(Update::NewLink(eth).route_refresh_needed(&s).is_empty());
         assert_eq!(
             Update::DelLink(2).route_refresh_needed(&s),
-            Some(Family::Ipv4)
+            RouteRefresh::BOTH
         );
-        assert_eq!(Update::DelLink(9).route_refresh_needed(&s), None);
-        assert_eq!(
-            Update::DelAddress(addr(2, "2001:db8::1", 64)).route_refresh_needed(&s),
-            None
-        );
+        assert!(Update::DelLink(9).route_refresh_needed(&s).is_empty());
+        let v6 = Update::DelAddress(addr(2, "2001:db8::1", 64));
+        assert!(v6.route_refresh_needed(&s).is_empty());
+        let v4 = Update::DelAddress(addr(2, "198.18.0.2", 24)).route_refresh_needed(&s);
+        assert_eq!(v4.families().collect::<Vec<_>>(), [Family::Ipv4]);
     }
 }

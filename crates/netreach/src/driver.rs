@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 use netreach_core::decode::{Parsed, parse_datagram};
-use netreach_core::{Event, Family, Snapshot, Update, diff};
+use netreach_core::{Event, RouteRefresh, Snapshot, Update, diff};
 use rustix::event::{PollFd, PollFlags, poll};
 
 use crate::Error;
@@ -241,19 +241,19 @@ impl Driver {
         }
     }
 
-    /// Applies a slice of updates, refreshes IPv4 routes if the kernel may have flushed some
-    /// silently, and publishes the events.
+    /// Applies a slice of updates, dumps the routes again where the kernel may have changed
+    /// them silently, and publishes the events.
     fn apply(&mut self, updates: Vec<Update>) -> Result<(), Error> {
         let mut events = Vec::with_capacity(updates.len());
-        let mut refresh = false;
+        let mut refresh = RouteRefresh::default();
         {
             let snap = Arc::make_mut(&mut self.state.snapshot);
             for u in updates {
-                refresh |= u.route_refresh_needed(snap) == Some(Family::Ipv4);
+                refresh |= u.route_refresh_needed(snap);
                 snap.apply_into(u, &mut events);
             }
         }
-        if refresh {
+        for family in refresh.families() {
             self.shared
                 .counters
                 .route_refreshes
@@ -261,15 +261,15 @@ impl Driver {
             let routes = self
                 .state
                 .requests
-                .dump_routes(Family::Ipv4)?
+                .dump_routes(family)?
                 .into_iter()
                 .filter_map(|u| match u {
                     Update::NewRoute { route, .. } => Some(route),
                     _ => None,
                 })
                 .collect();
-            events
-                .extend(Arc::make_mut(&mut self.state.snapshot).sync_routes(Family::Ipv4, routes));
+            let snap = Arc::make_mut(&mut self.state.snapshot);
+            events.extend(snap.sync_routes(family, routes));
         }
         self.publish(&events, false);
         Ok(())

@@ -34,16 +34,19 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod channel;
 mod driver;
 mod error;
 mod monitor;
 mod netns;
+mod status;
 mod subscription;
 mod sys;
 
 pub use error::Error;
 pub use monitor::{Monitor, MonitorBuilder, Stats};
 pub use netns::Netns;
+pub use status::{StatusMonitor, StatusNotification, StatusSubscription};
 pub use subscription::{Next, Notification, Subscription};
 
 pub use netreach_core as core;

@@ -30,7 +30,8 @@ pub struct Stats {
     pub decode_errors: u64,
     /// Times the socket overflowed and the state was dumped again.
     pub resyncs: u64,
-    /// Times IPv4 routes were dumped again after a silent kernel flush.
+    /// Times a family's routes were dumped again after a change the kernel makes silently
+    /// (a flush on link down, `linkdown` flags on carrier loss).
     pub route_refreshes: u64,
     /// Changes published.
     pub changes: u64,

@@ -46,7 +46,7 @@ fn rich_namespace() -> (Ns, Ns) {
 
 #[test]
 fn snapshot_matches_the_kernel() {
-    let (ns, _peer) = rich_namespace();
+    let (ns, peer) = rich_namespace();
     let monitor = Monitor::in_netns(ns.netns()).expect("monitor");
     let snap = monitor.snapshot();
     assert_matches_kernel(&ns, &snap);
@@ -65,7 +65,12 @@ fn snapshot_matches_the_kernel() {
         snap.rules()
             .any(|r| r.priority == 100 && r.action == netreach::core::RuleAction::ToTable(100))
     );
-    // And it stays in step with further changes.
+    // And it stays in step with further changes, including the ones the kernel makes
+    // silently: the peer going down flags routes through up0 `linkdown` without a message.
+    peer.ip("link set p0 down");
+    wait_until("linkdown routes", SETTLE, || {
+        matches_kernel(&ns, &monitor.snapshot()) && monitor.snapshot().routes().any(|r| r.linkdown)
+    });
     ns.ip("route del 198.19.1.0/24");
     ns.ip("addr del 198.18.0.3/24 dev up0");
     ns.ip("link set tun0 down");

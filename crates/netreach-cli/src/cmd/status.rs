@@ -1,21 +1,26 @@
-//! `netreach status`: the current state, as a table or one JSON object.
+//! `netreach status`: connectivity and the current state, as a table or one JSON object.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use netreach::{Monitor, Netns};
+use netreach::{Monitor, Netns, StatusMonitor};
 
 use crate::Outcome;
+use crate::cli::RuleArgs;
 use crate::output::{human, json};
 
-pub fn run(netns: &Netns, as_json: bool) -> Outcome {
+pub fn run(netns: &Netns, as_json: bool, rules: &RuleArgs) -> Outcome {
     let monitor = Monitor::in_netns(netns.clone())?;
+    let status = StatusMonitor::new(&monitor, super::config(rules));
     let snap = monitor.snapshot();
+    let conn = status.connectivity();
     let mut out = io::stdout().lock();
     if as_json {
-        serde_json::to_writer(&mut out, &json::Status::new(&snap)).map_err(io::Error::from)?;
+        let doc = json::Status::new(&snap).with_connectivity(&conn);
+        serde_json::to_writer(&mut out, &doc).map_err(io::Error::from)?;
         writeln!(out)?;
     } else {
+        human::connectivity(&mut out, &conn)?;
         human::status(&mut out, &snap)?;
     }
     out.flush()?;

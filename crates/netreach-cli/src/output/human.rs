@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 
+use netreach::core::connectivity::Connectivity;
 use netreach::{Event, Notification, Snapshot};
 
 use super::json::Names;
@@ -90,4 +91,32 @@ fn names_snapshot(names: &Names, event: &Event) -> Snapshot {
         .and_then(|i| names.get(i).map(|n| (i, n)))
         .map(|(i, n)| netreach::Interface::new(i, n, netreach::LinkKind::Unknown));
     Snapshot::from_parts(ifaces, [], [])
+}
+
+/// The connectivity summary line(s) above the table.
+pub fn connectivity(out: &mut impl Write, c: &Connectivity) -> io::Result<()> {
+    write!(
+        out,
+        "Connectivity: {} (IPv4 {}, IPv6 {})",
+        c.overall, c.ipv4, c.ipv6
+    )?;
+    if let Some(name) = c.primary_interface() {
+        write!(out, " via {name}")?;
+        if let Some(m) = c.medium() {
+            write!(out, " ({})", m.as_str())?;
+        }
+    }
+    if c.is_metered() {
+        write!(out, ", metered")?;
+    }
+    writeln!(
+        out,
+        "{}",
+        if c.is_online() {
+            ", online"
+        } else {
+            ", offline"
+        }
+    )?;
+    writeln!(out)
 }

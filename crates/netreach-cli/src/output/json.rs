@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::SystemTime;
 
+use netreach::core::connectivity::{Connectivity, ConnectivityChange};
 use netreach::{Address, AddressFlags, Event, Interface, Notification, Route, Rule, Snapshot};
 use serde::Serialize;
 
@@ -38,6 +39,8 @@ impl Names {
 
 #[derive(Serialize)]
 pub struct Status<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connectivity: Option<ConnectivityJson>,
     interfaces: Vec<InterfaceJson<'a>>,
     routes: Vec<RouteJson<'a>>,
     rules: Vec<&'a Rule>,
@@ -48,6 +51,7 @@ impl<'a> Status<'a> {
         let mut names = Names::default();
         names.learn(snap);
         Status {
+            connectivity: None,
             interfaces: snap
                 .interfaces()
                 .map(|i| InterfaceJson {
@@ -57,6 +61,91 @@ impl<'a> Status<'a> {
                 .collect(),
             routes: snap.routes().map(|r| RouteJson::new(r, &names)).collect(),
             rules: snap.rules().collect(),
+        }
+    }
+}
+
+impl Status<'_> {
+    pub fn with_connectivity(mut self, c: &Connectivity) -> Self {
+        self.connectivity = Some(ConnectivityJson::from(c));
+        self
+    }
+}
+
+/// `connectivity{ipv4,ipv6,overall,online,primary_interface,medium,metered}`.
+#[derive(Serialize)]
+pub struct ConnectivityJson {
+    ipv4: &'static str,
+    ipv6: &'static str,
+    overall: &'static str,
+    online: bool,
+    primary_interface: Option<String>,
+    medium: Option<&'static str>,
+    metered: bool,
+}
+
+impl From<&Connectivity> for ConnectivityJson {
+    fn from(c: &Connectivity) -> Self {
+        ConnectivityJson {
+            ipv4: c.ipv4.as_str(),
+            ipv6: c.ipv6.as_str(),
+            overall: c.overall.as_str(),
+            online: c.is_online(),
+            primary_interface: c.primary_interface().map(str::to_owned),
+            medium: c.medium().map(|m| m.as_str()),
+            metered: c.is_metered(),
+        }
+    }
+}
+
+/// One `connectivity_changed` line of `watch --json`.
+#[derive(Serialize)]
+pub struct ConnectivityLine {
+    seq: u64,
+    time: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// `ipv4`, `ipv6`, `overall`, or `primary` for a change of primary interface.
+    family: &'static str,
+    old: Option<String>,
+    new: Option<String>,
+    reason: String,
+    reason_data: serde_json::Value,
+    connectivity: ConnectivityJson,
+}
+
+impl ConnectivityLine {
+    pub fn new(
+        seq: u64,
+        time: SystemTime,
+        change: &ConnectivityChange,
+        after: &Connectivity,
+    ) -> ConnectivityLine {
+        let (family, old, new, reason) = match change {
+            ConnectivityChange::Level(l) => (
+                l.family.map_or("overall", |f| f.as_str()),
+                Some(l.old.as_str().to_owned()),
+                Some(l.new.as_str().to_owned()),
+                &l.reason,
+            ),
+            ConnectivityChange::Primary(p) => (
+                "primary",
+                p.old.as_ref().map(|p| p.name.clone()),
+                p.new.as_ref().map(|p| p.name.clone()),
+                &p.reason,
+            ),
+            _ => ("unknown", None, None, change.reason()),
+        };
+        ConnectivityLine {
+            seq,
+            time: rfc3339(time),
+            kind: "connectivity_changed",
+            family,
+            old,
+            new,
+            reason: reason.to_string(),
+            reason_data: serde_json::to_value(reason).unwrap_or_default(),
+            connectivity: after.into(),
         }
     }
 }
@@ -173,8 +262,18 @@ enum Body<'a> {
 }
 
 impl<'a> Line<'a> {
+    /// Adds the connectivity to a `ready` line.
+    pub fn with_connectivity(mut self, c: &Connectivity) -> Self {
+        if let Body::Ready { state } = self.body {
+            self.body = Body::Ready {
+                state: state.with_connectivity(c),
+            };
+        }
+        self
+    }
+
     pub fn new(n: &'a Notification, names: &Names) -> Line<'a> {
-        let time = humantime::format_rfc3339_micros(n.time()).to_string();
+        let time = rfc3339(n.time());
         let (kind, body) = match n {
             Notification::Ready { snapshot, .. } => (
                 "ready",
@@ -223,7 +322,6 @@ fn event_body<'a>(event: &'a Event, names: &Names) -> Body<'a> {
 }
 
 /// Formats a time stamp as RFC 3339 (UTC, microseconds).
-#[allow(dead_code)]
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_micros(t).to_string()
 }

@@ -156,12 +156,15 @@ impl Serialize for Pattern {
 /// // Filled by the glue from /sys/class/net/wwan0/uevent.
 /// config.set_medium_hint(4, Some(Medium::Cellular));
 /// assert!(config.is_excluded("docker0"));
+/// let only = ConnectivityConfig::new().with_only("eth0".parse()?);
+/// assert!(only.is_excluded("wlan0") && !only.is_excluded("eth0"));
 /// assert_eq!(config.medium_hint(4), Some(Medium::Cellular));
 /// # Ok::<(), netreach_core::PatternError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectivityConfig {
     excluded: Vec<Pattern>,
+    only: Vec<Pattern>,
     metered: Vec<Pattern>,
     cellular_is_metered: bool,
     medium_hints: BTreeMap<u32, Medium>,
@@ -172,6 +175,7 @@ impl ConnectivityConfig {
     pub fn new() -> ConnectivityConfig {
         ConnectivityConfig {
             excluded: Vec::new(),
+            only: Vec::new(),
             metered: Vec::new(),
             cellular_is_metered: true,
             medium_hints: BTreeMap::new(),
@@ -182,6 +186,14 @@ impl ConnectivityConfig {
     /// never primary, and their routes and addresses do not count.
     pub fn with_excluded(mut self, pattern: Pattern) -> ConnectivityConfig {
         self.excluded.push(pattern);
+        self
+    }
+
+    /// Consider only interfaces whose name matches `pattern` (or any other pattern given this
+    /// way); with none given, every interface that is not excluded counts. This is what
+    /// `wait-online --interface NAME` uses.
+    pub fn with_only(mut self, pattern: Pattern) -> ConnectivityConfig {
+        self.only.push(pattern);
         self
     }
 
@@ -231,9 +243,16 @@ impl ConnectivityConfig {
         &self.medium_hints
     }
 
-    /// Whether an interface of this name is ignored.
+    /// The "only these interfaces" patterns; empty means all.
+    pub fn only(&self) -> &[Pattern] {
+        &self.only
+    }
+
+    /// Whether an interface of this name is ignored: it matches an exclusion pattern, or
+    /// "only" patterns are given and it matches none of them.
     pub fn is_excluded(&self, name: &str) -> bool {
         self.excluded.iter().any(|p| p.matches(name))
+            || (!self.only.is_empty() && !self.only.iter().any(|p| p.matches(name)))
     }
 
     /// The medium of an interface: its sysfs hint, else what its link kind implies.

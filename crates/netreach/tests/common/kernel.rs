@@ -11,8 +11,8 @@ use super::Ns;
 pub type LinkRow = (u32, String, String, bool, String, bool, u32, String);
 /// (ifindex, address, prefix_len, scope, flags)
 pub type AddrRow = (u32, String, u8, String, Vec<String>);
-/// (family, destination, gateway, interface, table, metric, type)
-pub type RouteRow = (String, String, String, String, u32, u32, String);
+/// (family, destination, gateway, interface, table, metric, type, linkdown)
+pub type RouteRow = (String, String, String, String, u32, u32, String, bool);
 
 fn s(v: &Value) -> String {
     match v {
@@ -130,7 +130,7 @@ pub fn model_addrs(snap: &Snapshot) -> BTreeSet<AddrRow> {
 pub fn kernel_routes(ns: &Ns) -> BTreeSet<RouteRow> {
     let mut out = BTreeSet::new();
     for (fam, flag, any, host) in [("ipv4", "-4", "0.0.0.0/0", 32), ("ipv6", "-6", "::/0", 128)] {
-        let routes = ns.ip_json(&format!("{flag} route show table all"));
+        let routes = ns.ip_json(&format!("-d {flag} route show table all"));
         for r in routes.as_array().expect("array") {
             let dst = s(&r["dst"]);
             let dst = if dst == "default" {
@@ -148,6 +148,9 @@ pub fn kernel_routes(ns: &Ns) -> BTreeSet<RouteRow> {
                 table_id(&r["table"]),
                 r["metric"].as_u64().unwrap_or(0) as u32,
                 r["type"].as_str().unwrap_or("unicast").to_owned(),
+                r["flags"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|f| f == "linkdown")),
             ));
         }
     }
@@ -168,6 +171,7 @@ pub fn model_routes(snap: &Snapshot) -> BTreeSet<RouteRow> {
                 r.table,
                 r.metric,
                 r.kind.name(),
+                r.linkdown,
             )
         })
         .collect()

@@ -1,0 +1,70 @@
+//! `netreach wait-online`: return as soon as the network reaches a level, like
+//! `systemd-networkd-wait-online`, without polling.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use netreach::core::connectivity::{Connectivity, Level, Pattern};
+use netreach::{Family, Monitor, Netns, StatusMonitor};
+
+use crate::Outcome;
+use crate::cli::{FamilyArg, RuleArgs};
+
+/// What to wait for.
+pub struct Condition {
+    pub level: Level,
+    pub family: FamilyArg,
+    pub interfaces: Vec<Pattern>,
+}
+
+impl Condition {
+    fn holds(&self, c: &Connectivity) -> bool {
+        let ok = |f| c.level(f) >= self.level;
+        match self.family {
+            FamilyArg::Ipv4 => ok(Family::Ipv4),
+            FamilyArg::Ipv6 => ok(Family::Ipv6),
+            FamilyArg::Any => ok(Family::Ipv4) || ok(Family::Ipv6),
+            FamilyArg::Both => ok(Family::Ipv4) && ok(Family::Ipv6),
+        }
+    }
+
+    /// What is still missing, in words.
+    fn missing(&self, c: &Connectivity) -> String {
+        let which = match self.family {
+            FamilyArg::Ipv4 => "IPv4",
+            FamilyArg::Ipv6 => "IPv6",
+            FamilyArg::Any => "IPv4 or IPv6",
+            FamilyArg::Both => "both IPv4 and IPv6",
+        };
+        let scope = if self.interfaces.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<_> = self.interfaces.iter().map(Pattern::as_str).collect();
+            format!(" on {}", names.join(", "))
+        };
+        format!(
+            "still waiting for {} on {which}{scope}: IPv4 is {}, IPv6 is {}",
+            self.level, c.ipv4, c.ipv6
+        )
+    }
+}
+
+pub fn run(netns: &Netns, cond: Condition, timeout: Duration, rules: &RuleArgs) -> Outcome {
+    let monitor = Monitor::in_netns(netns.clone())?;
+    let mut config = super::config(rules);
+    for p in &cond.interfaces {
+        config = config.with_only(p.clone());
+    }
+    let status = StatusMonitor::new(&monitor, config);
+    match status.wait_until(Some(timeout), |c| cond.holds(c)) {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(last) => {
+            eprintln!(
+                "netreach: timed out after {}: {}",
+                humantime::format_duration(timeout),
+                cond.missing(&last)
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}

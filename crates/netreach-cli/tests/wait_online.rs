@@ -1,0 +1,211 @@
+//! `netreach wait-online` and the connectivity parts of `status` and `watch`.
+
+#[path = "../../netreach/tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Ns;
+use serde_json::Value;
+
+fn netreach() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_netreach"))
+}
+
+/// A host with an uplink to a router; `online` adds the default route.
+fn topology(online: bool) -> (Ns, Ns) {
+    let host = Ns::new("wohost");
+    let router = Ns::new("wortr");
+    host.veth_to("h0", &router, "r0");
+    router.ip("addr add 198.18.30.1/24 dev r0");
+    router.ip("link set r0 up");
+    host.ip("link set h0 up");
+    host.ip("addr add 198.18.30.2/24 dev h0");
+    if online {
+        host.ip("route add default via 198.18.30.1");
+    }
+    (host, router)
+}
+
+#[test]
+fn exits_0_at_once_when_already_online() {
+    let (host, _r) = topology(true);
+    let t = Instant::now();
+    let out = netreach()
+        .args(["--netns", &host.name, "wait-online", "--timeout", "30"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn returns_promptly_after_the_default_route_appears() {
+    let (host, _r) = topology(false);
+    let mut child = netreach()
+        .args([
+            "--netns",
+            &host.name,
+            "wait-online",
+            "--timeout",
+            "60",
+            "--family",
+            "ipv4",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "must wait while offline"
+    );
+    let t = Instant::now();
+    host.ip("route add default via 198.18.30.1");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?} after the route",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn times_out_with_what_is_missing() {
+    let (host, _r) = topology(false);
+    let t = Instant::now();
+    let out = netreach()
+        .args(["--netns", &host.name, "wait-online", "--timeout", "1"])
+        .output()
+        .unwrap();
+    let took = t.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("internet") && err.contains("IPv4 is site"),
+        "{err}"
+    );
+}
+
+#[test]
+fn level_family_and_interface_options() {
+    let (host, _r) = topology(false);
+    let run = |args: &[&str]| {
+        let mut v = vec![
+            "--netns",
+            host.name.as_str(),
+            "wait-online",
+            "--timeout",
+            "0",
+        ];
+        v.extend(args);
+        netreach().args(&v).output().unwrap().status.code()
+    };
+    assert_eq!(run(&["--level", "site"]), Some(0));
+    assert_eq!(run(&["--level", "site", "--family", "both"]), Some(1));
+    assert_eq!(run(&["--level", "site", "--family", "ipv6"]), Some(1));
+    assert_eq!(run(&["--level", "site", "--interface", "h0"]), Some(0));
+    assert_eq!(run(&["--level", "site", "--interface", "nope*"]), Some(1));
+    assert_eq!(run(&["--level", "internet"]), Some(1));
+}
+
+#[test]
+fn bad_input_exits_2() {
+    for args in [
+        vec!["wait-online", "--level", "bogus"],
+        vec!["wait-online", "--timeout", "-1"],
+        vec!["wait-online", "--timeout", "soon"],
+        vec!["wait-online", "--family", "ipv5"],
+        vec!["wait-online", "--interface", "a/b"],
+    ] {
+        let out = netreach().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            String::from_utf8(out.stderr).unwrap().lines().count(),
+            1,
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn status_json_has_connectivity() {
+    let (host, _r) = topology(true);
+    let out = netreach()
+        .args(["--netns", &host.name, "status", "--json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &v["connectivity"];
+    assert_eq!(c["ipv4"], "internet");
+    assert_eq!(c["ipv6"], "disconnected");
+    assert_eq!(c["overall"], "internet");
+    assert_eq!(c["primary_interface"], "h0");
+    assert_eq!(c["medium"], "virtual");
+    assert_eq!(c["metered"], false);
+    let text = netreach()
+        .args(["--netns", &host.name, "status"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.starts_with("Connectivity: internet"), "{text}");
+}
+
+#[test]
+fn watch_json_reports_connectivity_changes_once() {
+    let (host, router) = topology(true);
+    let mut child = netreach()
+        .args(["--netns", &host.name, "watch", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(ready["type"], "ready");
+    assert_eq!(ready["state"]["connectivity"]["ipv4"], "internet");
+    router.ip("link set r0 down");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut ipv4_changes = Vec::new();
+    let end = Instant::now() + Duration::from_secs(3);
+    while let Ok(l) = rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+        let v: Value = serde_json::from_str(&l).unwrap();
+        if v["type"] == "connectivity_changed" && v["family"] == "ipv4" {
+            ipv4_changes.push(v);
+        }
+    }
+    assert_eq!(
+        ipv4_changes.len(),
+        1,
+        "exactly one IPv4 change: {ipv4_changes:#?}"
+    );
+    let c = &ipv4_changes[0];
+    assert_eq!(c["old"], "internet");
+    assert_ne!(c["new"], "internet");
+    assert!(c["reason"].as_str().unwrap().contains("h0"), "{c}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

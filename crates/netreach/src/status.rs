@@ -1,0 +1,338 @@
+//! The status monitor: connectivity per IP family, online and offline changes, waiting until
+//! online. netreach's answer to Qt's `QNetworkStatusMonitor` / `QNetworkInformation`.
+//!
+//! It runs on the [`Monitor`]'s thread, fed with each batch of model changes, so it shares the
+//! monitor's socket and costs no thread of its own. The rules are the core's
+//! ([`netreach_core::connectivity`]); this module feeds them and hands their changes out.
+
+use std::collections::BTreeSet;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use netreach_core::connectivity::{
+    Connectivity, ConnectivityChange, ConnectivityConfig, StatusTracker, medium_hint_from_sysfs,
+};
+use netreach_core::{Event, Snapshot};
+
+use crate::channel::{Broadcast, Received, Receiver};
+use crate::driver::{Cx, Extension};
+use crate::subscription::lock;
+use crate::{Monitor, Netns};
+
+/// How many status changes a subscriber may leave unread before it is told it lagged.
+const QUEUE: usize = 256;
+
+/// One item of a [`StatusSubscription`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum StatusNotification {
+    /// The first item: connectivity when the subscription started.
+    Ready {
+        /// When.
+        time: SystemTime,
+        /// The connectivity.
+        connectivity: Connectivity,
+    },
+    /// A real change, never a duplicate, with its cause.
+    Changed {
+        /// Sequence number, increasing by one per change of this status monitor.
+        seq: u64,
+        /// When the monitor learnt of it.
+        time: SystemTime,
+        /// What changed and why.
+        change: ConnectivityChange,
+        /// Connectivity after the change.
+        connectivity: Connectivity,
+    },
+    /// The subscriber fell behind and changes were dropped; this is the current state.
+    Lagged {
+        /// When.
+        time: SystemTime,
+        /// The connectivity now.
+        connectivity: Connectivity,
+    },
+}
+
+impl StatusNotification {
+    /// Connectivity after this item.
+    pub fn connectivity(&self) -> &Connectivity {
+        match self {
+            StatusNotification::Ready { connectivity, .. }
+            | StatusNotification::Changed { connectivity, .. }
+            | StatusNotification::Lagged { connectivity, .. } => connectivity,
+        }
+    }
+}
+
+/// Shared between the handles and the extension on the monitor's thread.
+#[derive(Debug)]
+struct StatusShared {
+    current: std::sync::Mutex<(Connectivity, u64)>,
+    changes: Arc<Broadcast<StatusNotification>>,
+}
+
+/// Connectivity of a network namespace, kept current on the [`Monitor`]'s thread.
+///
+/// # Examples
+///
+/// ```no_run
+/// use netreach::{Monitor, StatusMonitor};
+/// use netreach::core::connectivity::ConnectivityConfig;
+///
+/// # fn main() -> Result<(), netreach::Error> {
+/// let monitor = Monitor::new()?;
+/// let status = StatusMonitor::new(&monitor, ConnectivityConfig::default());
+/// println!("online: {}", status.is_online());
+/// let mut changes = status.subscribe();
+/// while let Some(n) = changes.recv() {
+///     println!("{:?}", n.connectivity().overall);
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// # Platform specific behavior
+///
+/// The transport medium of an interface comes from its link kind and, in the caller's own
+/// namespace only, from sysfs (`/sys/class/net/NAME`): sysfs shows the namespace that mounted
+/// it, so for another namespace only the link kind is used.
+#[derive(Debug, Clone)]
+pub struct StatusMonitor {
+    monitor: Monitor,
+    shared: Arc<StatusShared>,
+}
+
+impl StatusMonitor {
+    /// Starts computing connectivity on `monitor`'s thread with these rules.
+    pub fn new(monitor: &Monitor, config: ConnectivityConfig) -> StatusMonitor {
+        let sysfs = *monitor.netns() == Netns::Current;
+        let snap = monitor.snapshot();
+        let mut config = config;
+        let mut hinted = BTreeSet::new();
+        if sysfs {
+            for i in snap.interfaces() {
+                config.set_medium_hint(i.index, sysfs_hint(&i.name));
+                hinted.insert(i.index);
+            }
+        }
+        // The state now is the baseline; the extension reports what changes from here.
+        let tracker = StatusTracker::from_snapshot(&snap, config);
+        let shared = Arc::new(StatusShared {
+            current: std::sync::Mutex::new((tracker.status().clone(), 0)),
+            changes: Arc::new(Broadcast::new()),
+        });
+        let ext = StatusExtension {
+            tracker,
+            shared: shared.clone(),
+            sysfs,
+            hinted,
+        };
+        monitor.exec(move |state| state.attach(Box::new(ext)));
+        StatusMonitor {
+            monitor: monitor.clone(),
+            shared,
+        }
+    }
+
+    /// The current connectivity.
+    pub fn connectivity(&self) -> Connectivity {
+        lock(&self.shared.current).0.clone()
+    }
+
+    /// Online: the overall level is `internet`.
+    pub fn is_online(&self) -> bool {
+        self.connectivity().is_online()
+    }
+
+    /// The model this status is computed from.
+    pub fn monitor(&self) -> &Monitor {
+        &self.monitor
+    }
+
+    /// A stream of connectivity changes: first the current state, then each real change.
+    pub fn subscribe(&self) -> StatusSubscription {
+        let current = self.connectivity();
+        let rx = self.shared.changes.subscribe(
+            QUEUE,
+            StatusNotification::Ready {
+                time: SystemTime::now(),
+                connectivity: current,
+            },
+        );
+        StatusSubscription {
+            rx,
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Waits until `condition` holds (at once if it already does), or `timeout` passes.
+    /// Sleeps until the kernel reports a change; no polling. Returns the connectivity that
+    /// satisfied the condition, or the last one seen on timeout.
+    pub fn wait_until(
+        &self,
+        timeout: Option<Duration>,
+        mut condition: impl FnMut(&Connectivity) -> bool,
+    ) -> Result<Connectivity, Connectivity> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut sub = self.subscribe();
+        let mut last = self.connectivity();
+        loop {
+            if condition(&last) {
+                return Ok(last);
+            }
+            let next = match deadline {
+                None => sub.recv(),
+                Some(d) => sub.recv_timeout(d.saturating_duration_since(Instant::now())),
+            };
+            match next {
+                Some(n) => last = n.connectivity().clone(),
+                None => return Err(last),
+            }
+        }
+    }
+}
+
+impl Drop for StatusMonitor {
+    fn drop(&mut self) {
+        // Two holders left (this handle and the extension): let the thread drop the extension.
+        if Arc::strong_count(&self.shared) <= 2 {
+            self.monitor.poke();
+        }
+    }
+}
+
+/// Reads what sysfs says about the medium of interface `name` (caller's namespace only).
+fn sysfs_hint(name: &str) -> Option<netreach_core::connectivity::Medium> {
+    if name.contains('/') || name.starts_with('.') {
+        return None;
+    }
+    let dir = std::path::Path::new("/sys/class/net").join(name);
+    let uevent = std::fs::read_to_string(dir.join("uevent")).unwrap_or_default();
+    let wireless = dir.join("wireless").exists() || dir.join("phy80211").exists();
+    medium_hint_from_sysfs(&uevent, wireless)
+}
+
+/// The status rules, running on the monitor's thread.
+struct StatusExtension {
+    tracker: StatusTracker,
+    shared: Arc<StatusShared>,
+    sysfs: bool,
+    hinted: BTreeSet<u32>,
+}
+
+impl StatusExtension {
+    fn update(&mut self, snapshot: &Snapshot, events: &[Event]) {
+        if self.sysfs {
+            for e in events {
+                if let Event::InterfaceAdded(i) = e {
+                    if self.hinted.insert(i.index) {
+                        self.tracker.set_medium_hint(i.index, sysfs_hint(&i.name));
+                    }
+                }
+            }
+            self.hinted.retain(|i| snapshot.interface(*i).is_some());
+        }
+        self.tracker.handle_update(snapshot, events);
+        let time = SystemTime::now();
+        while let Some(change) = self.tracker.poll_change() {
+            let connectivity = self.tracker.status().clone();
+            let seq = {
+                let mut cur = lock(&self.shared.current);
+                cur.1 += 1;
+                cur.0 = connectivity.clone();
+                cur.1
+            };
+            tracing::info!(%change, "connectivity changed");
+            self.shared.changes.send(StatusNotification::Changed {
+                seq,
+                time,
+                change,
+                connectivity,
+            });
+        }
+        // The tracker's status may have changed in ways no change reports (none today); keep
+        // the shared copy exact.
+        lock(&self.shared.current).0 = self.tracker.status().clone();
+    }
+}
+
+impl Extension for StatusExtension {
+    fn on_batch(&mut self, cx: &mut Cx<'_>, events: &[Event]) {
+        self.update(cx.snapshot, events);
+    }
+
+    fn on_poke(&mut self, _cx: &mut Cx<'_>) {}
+
+    fn is_detached(&self) -> bool {
+        Arc::strong_count(&self.shared) == 1
+    }
+}
+
+impl Drop for StatusExtension {
+    fn drop(&mut self) {
+        self.shared.changes.close();
+    }
+}
+
+/// Connectivity changes from a [`StatusMonitor`], for blocking code and any async runtime.
+///
+/// The first item is [`StatusNotification::Ready`]. Dropping it unsubscribes. It ends when the
+/// monitor's thread stops.
+#[derive(Debug)]
+pub struct StatusSubscription {
+    rx: Receiver<StatusNotification>,
+    shared: Arc<StatusShared>,
+}
+
+impl StatusSubscription {
+    fn convert(&self, r: Received<StatusNotification>) -> Option<Option<StatusNotification>> {
+        match r {
+            Received::Item(n) => Some(Some(n)),
+            Received::Lagged => Some(Some(StatusNotification::Lagged {
+                time: SystemTime::now(),
+                connectivity: lock(&self.shared.current).0.clone(),
+            })),
+            Received::Empty => Some(None),
+            Received::Closed => None,
+        }
+    }
+
+    /// The next item, waiting as long as it takes; `None` when the monitor has stopped.
+    pub fn recv(&mut self) -> Option<StatusNotification> {
+        self.convert(self.rx.recv_deadline(None)).flatten()
+    }
+
+    /// The next item, waiting at most `timeout`; `None` on timeout or when stopped.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<StatusNotification> {
+        let deadline = Instant::now().checked_add(timeout);
+        self.convert(self.rx.recv_deadline(deadline)).flatten()
+    }
+
+    /// The next item without waiting: `Ok(None)` when nothing is pending.
+    pub fn try_recv(&mut self) -> Result<Option<StatusNotification>, crate::Error> {
+        self.convert(self.rx.try_recv())
+            .ok_or(crate::Error::Stopped)
+    }
+
+    /// The connectivity now.
+    pub fn current(&self) -> Connectivity {
+        lock(&self.shared.current).0.clone()
+    }
+}
+
+impl futures_core::Stream for StatusSubscription {
+    type Item = StatusNotification;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StatusNotification>> {
+        let this = self.get_mut();
+        match this.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(r) => match this.convert(r) {
+                Some(Some(n)) => Poll::Ready(Some(n)),
+                Some(None) => Poll::Pending,
+                None => Poll::Ready(None),
+            },
+        }
+    }
+}
