@@ -29,6 +29,7 @@ mod diff;
 mod event;
 mod flags;
 mod model;
+pub mod reach;
 
 pub use decode::{
     DecodeError, Message, Parsed, decode_message, decode_route_message, parse_datagram,
