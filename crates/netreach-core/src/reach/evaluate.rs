@@ -7,11 +7,14 @@
 //! order of the checks, and so which [`Reason`] wins when several apply:
 //!
 //! 1. the local address: removed, then unusable (tentative or DAD failed);
-//! 2. the kernel's answer: an error maps to a reason (see [`reason_for_errno`]); a route of a
+//! 2. the interface the target is bound to, if any: gone, then administratively down;
+//! 3. the kernel's answer: an error maps to a reason (see [`reason_for_errno`]); a route of a
 //!    type other than `unicast` or `local` is [`Reason::RouteType`];
-//! 3. a `local` route (loopback or an own address) needs the loopback interface up, nothing else;
-//! 4. a `unicast` route needs its output interface to exist, be up, have carrier, and not be
-//!    flagged `linkdown`; then the local address must be on that interface.
+//! 4. a `local` route (loopback or an own address) needs the loopback interface up, nothing else;
+//! 5. a `unicast` route needs its output interface to exist, be up, have carrier, and not be
+//!    flagged `linkdown`; it must be the bound interface, if any (IPv6 lookups treat `RTA_OIF`
+//!    as a preference and may answer with a route through another interface); then the local
+//!    address must be on that interface.
 
 use std::net::IpAddr;
 
@@ -69,12 +72,25 @@ pub fn evaluate(query: &RouteQuery, answer: &LookupAnswer, snapshot: &Snapshot) 
 
 fn verdict(query: &RouteQuery, answer: &LookupAnswer, snap: &Snapshot) -> Result<Path, Reason> {
     let local = local_addresses(query, snap)?;
+    if let Some(bound) = query.interface {
+        let ifc = snap
+            .interface(bound)
+            .ok_or(Reason::InterfaceGone { interface: bound })?;
+        if !ifc.admin_up {
+            return Err(Reason::InterfaceDown {
+                interface: named(ifc),
+            });
+        }
+    }
     let route = match answer {
         Ok(route) => route,
         Err(errno) => return Err(reason_for_errno(*errno, query, snap)),
     };
     match route.kind {
-        RouteType::Unicast => unicast_path(route, &local, snap),
+        // Table 0 names no table: a plain IPv4 lookup with an output interface and no matching
+        // route gets a made-up on-link route ("assume the destination is on link"). Not a route.
+        RouteType::Unicast if route.table == 0 => Err(Reason::NoRoute),
+        RouteType::Unicast => unicast_path(query, route, &local, snap),
         RouteType::Local => local_path(route, snap),
         other => Err(Reason::RouteType(other)),
     }
@@ -104,7 +120,7 @@ fn local_addresses<'a>(query: &RouteQuery, snap: &'a Snapshot) -> Result<Vec<&'a
 ///
 /// | errno          | kernel's cause                                            | reason |
 /// |----------------|-----------------------------------------------------------|--------|
-/// | `ENETUNREACH`  | no route; a `throw` route or `unreachable` rule with nothing after it; IPv4 source not local; IPv6 source tentative; output interface down (or, IPv6, gone) | [`Reason::NoRoute`], or [`Reason::InterfaceDown`] / [`Reason::InterfaceGone`] when the target's interface is down or gone |
+/// | `ENETUNREACH`  | no route; a `throw` route or `unreachable` rule with nothing after it; IPv4 source not this host's; IPv4 output interface down | [`Reason::NoRoute`], or [`Reason::InterfaceDown`] / [`Reason::InterfaceGone`] when the target's interface is down or gone |
 /// | `EHOSTUNREACH` | an `unreachable` route                                    | [`Reason::RouteType`]`(Unreachable)` |
 /// | `EACCES`       | a `prohibit` route or rule                                | [`Reason::RouteType`]`(Prohibit)` |
 /// | `EINVAL`       | a `blackhole` route or rule                               | [`Reason::RouteType`]`(Blackhole)` |
@@ -152,8 +168,20 @@ fn local_path(route: &Route, snap: &Snapshot) -> Result<Path, Reason> {
     })
 }
 
-fn unicast_path(route: &Route, local: &[&Address], snap: &Snapshot) -> Result<Path, Reason> {
-    let (interface, gateway, linkdown) = next_hop(route, local, snap).ok_or(Reason::NoRoute)?;
+fn unicast_path(
+    query: &RouteQuery,
+    route: &Route,
+    local: &[&Address],
+    snap: &Snapshot,
+) -> Result<Path, Reason> {
+    let preferred = |i: u32| match query.interface {
+        Some(bound) => i == bound,
+        None => local.iter().any(|a| a.interface == i),
+    };
+    let (interface, gateway, linkdown) = next_hop(route, preferred, snap).ok_or(Reason::NoRoute)?;
+    if query.interface.is_some_and(|bound| bound != interface) {
+        return Err(Reason::NoRoute);
+    }
     let ifc = running(interface, snap)?;
     if linkdown {
         return Err(Reason::LinkDown {
@@ -183,11 +211,11 @@ fn unicast_path(route: &Route, local: &[&Address], snap: &Snapshot) -> Result<Pa
 }
 
 /// The next hop packets take: the route's own, or for a multipath route (the kernel names all
-/// hops, not the one its hash picks) the first usable hop on the local address's interface,
-/// else the first usable hop, else the first hop.
+/// hops, not the one its hash picks) the first usable hop on a `preferred` interface (the bound
+/// one, else the local address's), else the first usable hop, else the first hop.
 fn next_hop(
     route: &Route,
-    local: &[&Address],
+    preferred: impl Fn(u32) -> bool,
     snap: &Snapshot,
 ) -> Option<(u32, Option<IpAddr>, bool)> {
     if route.nexthops.is_empty() {
@@ -197,9 +225,7 @@ fn next_hop(
         |i: u32, linkdown: bool| !linkdown && snap.interface(i).is_some_and(Interface::is_running);
     let hops = &route.nexthops;
     hops.iter()
-        .find(|h| {
-            usable(h.interface, h.linkdown) && local.iter().any(|a| a.interface == h.interface)
-        })
+        .find(|h| usable(h.interface, h.linkdown) && preferred(h.interface))
         .or_else(|| hops.iter().find(|h| usable(h.interface, h.linkdown)))
         .or(hops.first())
         .map(|h| (h.interface, h.gateway, h.linkdown))

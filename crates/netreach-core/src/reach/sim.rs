@@ -1,7 +1,8 @@
 //! A deterministic simulator for the reachability tests: a fake kernel that answers route lookups
 //! from a snapshot the way Linux 6.18 does with `RTM_F_FIB_MATCH` (the errno per route type and
 //! rule action, and the checks on the source and output interface, as captured in
-//! `tests/fixtures/route-lookup/`), a small network to start from, and a driver loop that feeds
+//! `tests/fixtures/route-lookup/`; IPv6's preference for, not restriction to, the output
+//! interface is simplified to a restriction when the interface exists), a small network to start from, and a driver loop that feeds
 //! a [`ConnectionTracker`] like the glue does.
 
 use std::cmp::Reverse;
@@ -118,22 +119,21 @@ pub(crate) fn network() -> Snapshot {
 /// The fake kernel: the answer Linux gives to an `RTM_GETROUTE` with `RTM_F_FIB_MATCH`.
 pub(crate) fn kernel_lookup(snap: &Snapshot, q: &RouteQuery) -> LookupAnswer {
     let family = q.family();
+    let mut q = *q;
     if let Some(oif) = q.interface {
         match snap.interface(oif) {
             None if family == Family::Ipv4 => return Err(libc::ENODEV),
-            None => return Err(libc::ENETUNREACH),
-            Some(i) if !i.admin_up => return Err(libc::ENETUNREACH),
+            // IPv6 looks a global destination up as if no interface had been given.
+            None => q.interface = None,
+            Some(i) if !i.admin_up && family == Family::Ipv4 => return Err(libc::ENETUNREACH),
             Some(_) => {}
         }
     }
-    let mut own = snap.find_address(q.local).peekable();
-    match family {
-        Family::Ipv4 if own.peek().is_none() => return Err(libc::ENETUNREACH),
-        Family::Ipv6 if own.peek().is_some() && !own.any(|a| a.is_usable()) => {
-            return Err(libc::ENETUNREACH);
-        }
-        _ => {}
+    // IPv4 checks that the source is this host's; IPv6 does not (not even for tentative ones).
+    if family == Family::Ipv4 && snap.find_address(q.local).next().is_none() {
+        return Err(libc::ENETUNREACH);
     }
+    let q = &q;
     let mut rules: Vec<Rule> = snap
         .rules()
         .filter(|r| r.family == family)
