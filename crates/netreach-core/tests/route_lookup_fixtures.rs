@@ -20,6 +20,9 @@ const LO: u32 = 1;
 const A0: u32 = 2;
 const A1: u32 = 3;
 
+/// A fixture's name and bytes.
+type Fixture = (&'static str, &'static [u8]);
+
 macro_rules! fixture {
     ($name:literal) => {
         (
@@ -208,7 +211,7 @@ fn verdicts_on_real_answers() {
     };
     let plain_v4 = q("198.18.5.1", "198.18.0.2", None);
     #[rustfmt::skip]
-    let cases: Vec<((&str, &[u8]), RouteQuery, Snapshot, Reachability)> = vec![
+    let cases: Vec<(Fixture, RouteQuery, Snapshot, Reachability)> = vec![
         (fixture!("v4-gateway-fib"), plain_v4, host(up), reachable(A0, "a0", Some("198.18.0.1"), None)),
         (fixture!("v4-gateway-plain"), plain_v4, host(up), reachable(A0, "a0", Some("198.18.0.1"), None)),
         (fixture!("v4-connected-fib"), q("198.18.0.1", "198.18.0.2", None), host(up),

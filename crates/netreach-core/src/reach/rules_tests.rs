@@ -4,6 +4,7 @@
 use crate::event::Update;
 use crate::flags::AddressFlags;
 use crate::model::{Interface, NextHop, Route, RouteType, Snapshot};
+use crate::reach::LookupAnswer;
 use crate::reach::sim::{ETH0, LO, WLAN0, addr, ip, kernel_lookup, network, reject, route};
 use crate::reach::{
     NamedInterface, Path, Reachability, Reason, RouteQuery, evaluate, reason_for_errno,
@@ -363,4 +364,105 @@ fn errno_table() {
     for (errno, query, snap, want) in cases {
         assert_eq!(reason_for_errno(errno, &query, snap), want, "errno {errno}");
     }
+}
+
+/// A target bound to an interface: the interface itself is checked before the answer, and a
+/// route through another interface does not serve it.
+#[test]
+fn bound_interface_rules() {
+    let bound = |local: &str, remote: &str, i: u32| RouteQuery {
+        interface: Some(i),
+        ..q(local, remote)
+    };
+    let default6 = Ok(route("::/0", "2001:db8::1", ETH0));
+    let cases: Vec<(RouteQuery, LookupAnswer, Snapshot, Reachability)> = vec![
+        // IPv6 answers through eth0 although wlan0 was asked for: no route through wlan0.
+        (
+            bound("2001:db8::2", "2001:db8:5::1", WLAN0),
+            default6.clone(),
+            network(),
+            unreachable(Reason::NoRoute),
+        ),
+        (
+            bound("2001:db8::2", "2001:db8:5::1", ETH0),
+            default6.clone(),
+            network(),
+            path(ETH0, "eth0", "2001:db8::1", ""),
+        ),
+        // The bound interface is gone or down, whatever the answer says.
+        (
+            bound("2001:db8::2", "2001:db8:5::1", 9),
+            default6.clone(),
+            network(),
+            unreachable(Reason::InterfaceGone { interface: 9 }),
+        ),
+        (
+            bound("198.18.0.2", "198.18.5.1", WLAN0),
+            Err(libc::ENETUNREACH),
+            with(vec![link(WLAN0, |i| i.admin_up = false)]),
+            unreachable(Reason::InterfaceDown {
+                interface: iface(WLAN0, "wlan0"),
+            }),
+        ),
+        // A plain IPv4 lookup's made-up on-link route (table 0) is no route.
+        (
+            bound("198.18.0.2", "198.18.10.1", ETH0),
+            Ok({
+                let mut r = route("198.18.10.1/32", "", ETH0);
+                r.table = 0;
+                r
+            }),
+            network(),
+            unreachable(Reason::NoRoute),
+        ),
+    ];
+    for (query, answer, snap, want) in cases {
+        assert_eq!(evaluate(&query, &answer, &snap), want, "{query}");
+    }
+}
+
+#[test]
+fn verdicts_read_well() {
+    let cases = [
+        (
+            path(ETH0, "eth0", "198.18.0.1", ""),
+            "reachable via 198.18.0.1 dev eth0",
+        ),
+        (
+            path(ETH0, "eth0", "", "198.18.0.2"),
+            "reachable dev eth0 (on link) src 198.18.0.2",
+        ),
+        (
+            unreachable(Reason::NoRoute),
+            "unreachable: no route to the remote address",
+        ),
+        (
+            unreachable(Reason::LocalAddressUnusable {
+                flags: AddressFlags::TENTATIVE,
+            }),
+            "unreachable: the local address is still tentative (duplicate address detection is running)",
+        ),
+        (
+            unreachable(Reason::RouteType(RouteType::Prohibit)),
+            "unreachable: a prohibit route forbids traffic to the remote address",
+        ),
+        (
+            unreachable(Reason::InterfaceMismatch {
+                path_interface: iface(ETH0, "eth0"),
+                local_interface: iface(WLAN0, "wlan0"),
+            }),
+            "unreachable: the path now leaves through eth0 but the local address is on wlan0",
+        ),
+    ];
+    for (verdict, text) in cases {
+        assert_eq!(verdict.to_string(), text);
+    }
+    let failed = unreachable(Reason::LookupFailed {
+        errno: libc::EADDRNOTAVAIL,
+    })
+    .to_string();
+    assert!(
+        failed.starts_with("unreachable: the route lookup failed: "),
+        "{failed}"
+    );
 }
