@@ -112,8 +112,9 @@ impl fmt::Display for NamedInterface {
     }
 }
 
-/// Why a target is unreachable. The rules check these in the order listed: the first that
-/// applies is the reason.
+/// Why a target is unreachable. When several apply, the order of the checks decides which one
+/// is reported: the local address, the bound interface, the kernel's answer, the path's
+/// interface, then the mismatch (see [`evaluate`](super::evaluate) and `docs/reachability.md`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Reason {
