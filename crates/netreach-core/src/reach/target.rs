@@ -184,6 +184,7 @@ impl fmt::Display for RouteQuery {
 /// addresses, and [`Target::new`] from the interface that holds the local address; a
 /// link-local local address must be assigned on the target's interface.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
 pub struct Target {
     query: RouteQuery,
 }
