@@ -93,6 +93,20 @@ impl Message {
 /// assert!(out[0].is_err());
 /// ```
 pub fn parse_datagram(buf: &[u8]) -> impl Iterator<Item = Result<Message, DecodeError>> + '_ {
+    messages(buf).map(|m| m.and_then(decode_message))
+}
+
+/// Splits a datagram into its netlink messages by their length fields, without decoding them.
+///
+/// A message whose length field is too small or runs past the end of the datagram ends the walk
+/// with one [`DecodeError::Truncated`].
+///
+/// ```
+/// use netreach_core::decode::messages;
+/// assert_eq!(messages(&[]).count(), 0);
+/// assert!(messages(&[16, 0, 0, 0]).next().unwrap().is_err());
+/// ```
+pub fn messages(buf: &[u8]) -> impl Iterator<Item = Result<&[u8], DecodeError>> + '_ {
     let mut offset = 0usize;
     std::iter::from_fn(move || {
         if offset >= buf.len() {
@@ -114,7 +128,7 @@ pub fn parse_datagram(buf: &[u8]) -> impl Iterator<Item = Result<Message, Decode
         let msg = &rest[..len];
         // Messages are aligned to 4 bytes.
         offset += (len + 3) & !3;
-        Some(decode_message(msg))
+        Some(Ok(msg))
     })
 }
 
@@ -292,17 +306,28 @@ fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
 }
 
 /// Decodes a route message; `None` for other families, cloned (cache) routes, or malformed
-/// prefixes. Also decodes the answer to an `RTM_GETROUTE` lookup.
+/// prefixes. Also decodes the answer to an `RTM_GETROUTE` lookup made with `RTM_F_FIB_MATCH`;
+/// for any lookup answer use [`lookup_route`].
 pub fn route(msg: &RouteMessage) -> Option<Route> {
+    if msg.header.flags.contains(RouteFlags::Cloned) {
+        return None;
+    }
+    lookup_route(msg)
+}
+
+/// Decodes the answer to an `RTM_GETROUTE` lookup; `None` for other families or malformed
+/// prefixes.
+///
+/// Unlike [`route`] this accepts `RTM_F_CLONED`: the kernel marks every IPv4 answer to a lookup
+/// made without `RTM_F_FIB_MATCH` so (it describes the route cache entry it would use, with the
+/// looked-up address as a host prefix).
+pub fn lookup_route(msg: &RouteMessage) -> Option<Route> {
     let h = &msg.header;
     let family = match h.address_family {
         AddressFamily::Inet => Family::Ipv4,
         AddressFamily::Inet6 => Family::Ipv6,
         _ => return None,
     };
-    if h.flags.contains(RouteFlags::Cloned) {
-        return None;
-    }
     let mut dst = None;
     let mut gateway = None;
     let mut oif = None;

@@ -8,6 +8,10 @@
 //! and returns data, so it is tested without root and can be reused by any backend (the rtnetlink
 //! monitor in the `netreach` crate, a polling fallback, later other systems).
 //!
+//! [`reach`] holds the reachability rules of the connection monitor and the sans-IO tracker that
+//! keeps many connections current: it asks for kernel route lookups as actions and is told the
+//! answers (see `docs/reachability.md`).
+//!
 //! # Example
 //!
 //! ```
@@ -31,6 +35,7 @@ mod diff;
 mod event;
 mod flags;
 mod model;
+pub mod reach;
 
 pub use connectivity::{
     Connectivity, ConnectivityChange, ConnectivityConfig, Level, LevelChange, Medium, Pattern,

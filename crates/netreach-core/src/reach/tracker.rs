@@ -1,0 +1,536 @@
+//! The connection tracker: the sans-IO state machine that keeps the reachability of many targets
+//! current, asking the kernel for route lookups only for the targets a change can affect.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::event::Event;
+use crate::model::{LinkKind, RouteType, Snapshot};
+use crate::reach::evaluate::{LookupAnswer, evaluate};
+use crate::reach::index::TargetIndex;
+use crate::reach::target::{RouteQuery, Target};
+use crate::reach::verdict::{Reachability, Reason};
+
+/// Identifies a target of a [`ConnectionTracker`]; never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct TargetId(pub(crate) u64);
+
+impl TargetId {
+    pub(crate) const MIN: TargetId = TargetId(0);
+    pub(crate) const MAX: TargetId = TargetId(u64::MAX);
+}
+
+impl fmt::Display for TargetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "target {}", self.0)
+    }
+}
+
+/// Identifies one route lookup the tracker asked for; never reused. The glue maps it to the
+/// netlink sequence number of its request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct LookupId(pub(crate) u64);
+
+impl LookupId {
+    /// The id as a number, for logs or as a netlink sequence number (its low 32 bits).
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+/// Something the tracker needs done outside the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Ask the kernel which route `query` takes (an `RTM_GETROUTE` with `RTM_F_FIB_MATCH`, see
+    /// [`route_lookup_request`](super::route_lookup_request)) and hand the answer to
+    /// [`ConnectionTracker::handle_lookup`] with this `id`.
+    LookupRoute {
+        /// Names the lookup in the answer.
+        id: LookupId,
+        /// What to look up.
+        query: RouteQuery,
+    },
+}
+
+/// A target's reachability changed: reachable or not, the reason, or the path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReachabilityChange {
+    /// Which target.
+    pub target: TargetId,
+    /// What was reported before; `None` for the first report of a target.
+    pub old: Option<Reachability>,
+    /// What holds now.
+    pub new: Reachability,
+}
+
+impl fmt::Display for ReachabilityChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.target, self.new)?;
+        if let Some(old) = &self.old {
+            write!(f, " (was {old})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a target's route lookup stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    /// No lookup asked for.
+    Idle,
+    /// Asked for, not yet handed out by `poll_action`: a change now needs nothing more.
+    Queued(LookupId),
+    /// Handed out, answer pending.
+    Sent(LookupId),
+    /// Handed out, and the model changed since: the answer may be stale; look up again.
+    SentStale(LookupId),
+}
+
+/// How many stale answers in a row are held back before one is reported anyway, so a target
+/// whose routes never stop changing still gets reports.
+const MAX_HELD_BACK: u8 = 2;
+
+#[derive(Debug)]
+struct Entry {
+    target: Target,
+    reported: Option<Reachability>,
+    answer: Option<LookupAnswer>,
+    lookup: Lookup,
+    held_back: u8,
+    /// Sorted, without duplicates: the bound interface and those of the last known path.
+    interfaces: Vec<u32>,
+}
+
+/// What a model event means for a target.
+#[derive(Debug, Clone, Copy, Default)]
+struct Need {
+    /// The snapshot alone may change the verdict: evaluate the last answer again.
+    reevaluate: bool,
+    /// The kernel's route choice may change: look up again.
+    lookup: bool,
+}
+
+const REEVALUATE: Need = Need {
+    reevaluate: true,
+    lookup: false,
+};
+const LOOKUP: Need = Need {
+    reevaluate: false,
+    lookup: true,
+};
+const BOTH: Need = Need {
+    reevaluate: true,
+    lookup: true,
+};
+
+/// Keeps the reachability of many connections current, without IO.
+///
+/// # Calling order
+///
+/// The driver owns the `NETLINK_ROUTE` sockets and the model [`Snapshot`]; the tracker owns the
+/// targets. It never blocks, never reads a clock, and never does IO: it asks for route lookups
+/// with [`Action`]s and is told the answers.
+///
+/// 1. [`add`](Self::add) a [`Target`] (made with [`Target::new`] against the current snapshot)
+///    or [`remove`](Self::remove) one, at any time. Adding queues the target's first lookup.
+/// 2. After applying kernel messages to the snapshot, pass the events they produced, and the
+///    snapshot as it is after them, to [`handle_events`](Self::handle_events). The tracker
+///    re-evaluates what the snapshot alone decides (carrier lost on the path, the local address
+///    removed) and queues lookups for the targets whose route may have changed.
+/// 3. Call [`poll_action`](Self::poll_action) until it returns `None`, and perform each action:
+///    send the `RTM_GETROUTE` request (built by
+///    [`route_lookup_request`](super::route_lookup_request) with `fib_match`).
+/// 4. For every answer ([`parse_route_lookup_answer`](super::parse_route_lookup_answer)) call
+///    [`handle_lookup`](Self::handle_lookup). Every action must be answered exactly once: when
+///    the request could not be sent, answer with its errno. Then go back to 3: an answer that
+///    arrived after a change may queue another lookup.
+/// 5. Call [`poll_change`](Self::poll_change) until it returns `None`, and publish the changes.
+///
+/// A target's first change (with `old: None`) comes after its first answer: it is the state at
+/// the time the target was added, never an assumption. After that, a change is reported only
+/// when the verdict differs: reachable or not, the reason, or the path.
+///
+/// When in doubt (the event socket overflowed and the snapshot was dumped again), call
+/// [`refresh_all`](Self::refresh_all): every target is looked up again, and only what differs is
+/// reported.
+///
+/// # Examples
+///
+/// ```
+/// use netreach_core::reach::{Action, ConnectionTracker, Reachability, Target};
+/// use netreach_core::{Address, AddressFlags, Interface, LinkKind, Route, Scope, Snapshot};
+///
+/// let mut eth = Interface::new(2, "eth0", LinkKind::Ethernet);
+/// eth.admin_up = true;
+/// eth.carrier = true;
+/// let addr = Address {
+///     interface: 2,
+///     address: "198.18.0.2".parse().unwrap(),
+///     prefix_len: 24,
+///     scope: Scope::Global,
+///     flags: AddressFlags::empty(),
+/// };
+/// let snap = Snapshot::from_parts([eth], [addr], []);
+///
+/// let mut tracker = ConnectionTracker::new();
+/// let target = Target::new(
+///     "198.18.0.2".parse().unwrap(),
+///     "198.18.0.1".parse().unwrap(),
+///     None,
+///     &snap,
+/// )?;
+/// let id = tracker.add(target);
+///
+/// // The glue performs the lookup; here, the kernel's answer is the connected route.
+/// let Some(Action::LookupRoute { id: lookup, query }) = tracker.poll_action() else {
+///     unreachable!()
+/// };
+/// let route = Route::unicast("198.18.0.0/24".parse().unwrap(), None, 2);
+/// tracker.handle_lookup(lookup, Ok(route), &snap);
+///
+/// let change = tracker.poll_change().unwrap();
+/// assert_eq!(change.target, id);
+/// assert_eq!(change.old, None);
+/// assert!(matches!(change.new, Reachability::Reachable(_)));
+/// assert!(tracker.poll_change().is_none());
+/// # Ok::<(), netreach_core::reach::TargetError>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct ConnectionTracker {
+    next_target: u64,
+    next_lookup: u64,
+    entries: BTreeMap<TargetId, Entry>,
+    lookups: BTreeMap<LookupId, TargetId>,
+    queued: VecDeque<LookupId>,
+    changes: VecDeque<ReachabilityChange>,
+    index: TargetIndex,
+    /// Targets the last `handle_events` looked at (a measure of its work, for tests).
+    examined: usize,
+}
+
+impl ConnectionTracker {
+    /// A tracker with no targets.
+    pub fn new() -> ConnectionTracker {
+        ConnectionTracker::default()
+    }
+
+    /// Starts watching a target and queues its first lookup. Its first report follows the
+    /// answer.
+    pub fn add(&mut self, target: Target) -> TargetId {
+        let id = TargetId(self.next_target);
+        self.next_target += 1;
+        let interfaces: Vec<u32> = target.interface().into_iter().collect();
+        self.index.insert(id, &target, &interfaces);
+        self.entries.insert(
+            id,
+            Entry {
+                target,
+                reported: None,
+                answer: None,
+                lookup: Lookup::Idle,
+                held_back: 0,
+                interfaces,
+            },
+        );
+        self.queue_lookup(id);
+        id
+    }
+
+    /// Stops watching a target. Its pending changes are dropped, and the answer to a lookup in
+    /// flight for it will be ignored. Returns the target, or `None` if the id is unknown.
+    pub fn remove(&mut self, id: TargetId) -> Option<Target> {
+        let entry = self.entries.remove(&id)?;
+        if let Lookup::Queued(l) | Lookup::Sent(l) | Lookup::SentStale(l) = entry.lookup {
+            self.lookups.remove(&l);
+        }
+        self.index.remove(id, &entry.target, &entry.interfaces);
+        self.changes.retain(|c| c.target != id);
+        Some(entry.target)
+    }
+
+    /// The targets a batch of model events can affect are re-evaluated from `snapshot` (the
+    /// state after the events) or queued for a lookup, or both. Targets the events cannot affect
+    /// are not looked at: the cost is proportional to the affected targets, not to all targets.
+    ///
+    /// | event | targets | then |
+    /// |---|---|---|
+    /// | interface removed, admin state or carrier changed | bound to it or with a path through it | re-evaluate and look up |
+    /// | interface renamed | the same | re-evaluate |
+    /// | interface added | bound to it or with a path through it | look up |
+    /// | address added or removed | with that local address | re-evaluate and look up |
+    /// | address flags changed | with that local address | re-evaluate |
+    /// | route added or removed (any table) | with the remote inside its prefix (a default route: all of its family) | look up |
+    /// | policy rule added or removed | matching its `from`/`to` selectors (all of the family when it has none or is inverted) | look up |
+    pub fn handle_events(&mut self, snapshot: &Snapshot, events: &[Event]) {
+        let mut needs: BTreeMap<TargetId, Need> = BTreeMap::new();
+        let mut examined = 0usize;
+        let mut mark = |ids: &mut dyn Iterator<Item = TargetId>, need: Need| {
+            for id in ids {
+                examined += 1;
+                let n = needs.entry(id).or_default();
+                n.reevaluate |= need.reevaluate;
+                n.lookup |= need.lookup;
+            }
+        };
+        let ix = &self.index;
+        for event in events {
+            match event {
+                Event::InterfaceAdded(i) => mark(&mut ix.on_interface(i.index), LOOKUP),
+                Event::InterfaceRemoved(i) => mark(&mut ix.on_interface(i.index), BOTH),
+                Event::InterfaceChanged { new, changes, .. } => {
+                    if changes.admin_up || changes.carrier {
+                        mark(&mut ix.on_interface(new.index), BOTH);
+                    } else if changes.name {
+                        mark(&mut ix.on_interface(new.index), REEVALUATE);
+                    }
+                }
+                Event::AddressAdded(a) | Event::AddressRemoved(a) => {
+                    mark(&mut ix.with_local(a.address), BOTH)
+                }
+                Event::AddressChanged { new, .. } => {
+                    mark(&mut ix.with_local(new.address), REEVALUATE)
+                }
+                Event::RouteAdded(r) | Event::RouteRemoved(r) => {
+                    mark(&mut ix.remote_in(r.destination), LOOKUP)
+                }
+                Event::RuleAdded(r) | Event::RuleRemoved(r) => {
+                    let candidates: Vec<TargetId> = match r.destination {
+                        Some(dst) if !r.invert => ix.remote_in(dst).collect(),
+                        _ => ix.of_family(r.family).collect(),
+                    };
+                    let selected = candidates.into_iter().filter(|id| {
+                        r.invert
+                            || r.source.is_none_or(|src| {
+                                self.entries
+                                    .get(id)
+                                    .is_some_and(|e| src.contains(&e.target.local()))
+                            })
+                    });
+                    mark(&mut selected.into_iter(), LOOKUP)
+                }
+            }
+        }
+        self.examined = examined;
+        for (id, need) in needs {
+            if need.reevaluate {
+                // With a lookup to follow, only what the snapshot alone decides is reported now:
+                // the last answer predates the change, and a verdict resting on it (a path, a
+                // `linkdown` flag) may be stale. Without one, the snapshot is all that changed.
+                let report = if need.lookup {
+                    Report::SnapshotReasons
+                } else {
+                    Report::Any
+                };
+                self.reevaluate(id, snapshot, report);
+            }
+            if need.lookup {
+                self.queue_lookup(id);
+            }
+        }
+    }
+
+    /// The kernel's answer to lookup `id` (see [`Action::LookupRoute`]); `snapshot` is the
+    /// current model. An answer for a removed target or an unknown id is ignored.
+    ///
+    /// When the model changed after the lookup was sent, the answer may predate the change: it
+    /// is kept for re-evaluations but not reported (at most twice in a row), and the target is
+    /// looked up again.
+    pub fn handle_lookup(&mut self, id: LookupId, answer: LookupAnswer, snapshot: &Snapshot) {
+        let Some(target) = self.lookups.remove(&id) else {
+            return;
+        };
+        let Some(entry) = self.entries.get_mut(&target) else {
+            return;
+        };
+        let stale = entry.lookup == Lookup::SentStale(id);
+        entry.lookup = Lookup::Idle;
+        let interfaces = path_interfaces(&entry.target, &answer, snapshot, &entry.interfaces);
+        self.index
+            .set_interfaces(target, &entry.interfaces, &interfaces);
+        entry.interfaces = interfaces;
+        entry.answer = Some(answer);
+        if stale && entry.held_back < MAX_HELD_BACK {
+            entry.held_back += 1;
+            self.queue_lookup(target);
+            return;
+        }
+        entry.held_back = 0;
+        self.reevaluate(target, snapshot, Report::Any);
+        if stale {
+            self.queue_lookup(target);
+        }
+    }
+
+    /// The next action to perform, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        while let Some(id) = self.queued.pop_front() {
+            let Some(target) = self.lookups.get(&id) else {
+                continue;
+            };
+            let Some(entry) = self.entries.get_mut(target) else {
+                continue;
+            };
+            if entry.lookup != Lookup::Queued(id) {
+                continue;
+            }
+            entry.lookup = Lookup::Sent(id);
+            return Some(Action::LookupRoute {
+                id,
+                query: *entry.target.query(),
+            });
+        }
+        None
+    }
+
+    /// The next change to report, oldest first.
+    pub fn poll_change(&mut self) -> Option<ReachabilityChange> {
+        self.changes.pop_front()
+    }
+
+    /// Looks a target up again (a lookup already in flight is followed by another). Returns
+    /// `false` for an unknown id.
+    pub fn refresh(&mut self, id: TargetId) -> bool {
+        if !self.entries.contains_key(&id) {
+            return false;
+        }
+        self.queue_lookup(id);
+        true
+    }
+
+    /// Looks every target up again: the answer to any doubt about the model.
+    pub fn refresh_all(&mut self) {
+        let ids: Vec<TargetId> = self.entries.keys().copied().collect();
+        for id in ids {
+            self.queue_lookup(id);
+        }
+    }
+
+    /// A watched target.
+    pub fn target(&self, id: TargetId) -> Option<&Target> {
+        self.entries.get(&id).map(|e| &e.target)
+    }
+
+    /// The reachability last reported for a target (`None` before its first report).
+    pub fn reachability(&self, id: TargetId) -> Option<&Reachability> {
+        self.entries.get(&id).and_then(|e| e.reported.as_ref())
+    }
+
+    /// All watched targets, by id.
+    pub fn targets(&self) -> impl ExactSizeIterator<Item = (TargetId, &Target)> {
+        self.entries.iter().map(|(id, e)| (*id, &e.target))
+    }
+
+    /// Number of watched targets.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no target is watched.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// How many targets the last [`handle_events`](Self::handle_events) looked at, counting a
+    /// target once per event that named it.
+    pub fn last_examined(&self) -> usize {
+        self.examined
+    }
+
+    fn queue_lookup(&mut self, target: TargetId) {
+        let Some(entry) = self.entries.get_mut(&target) else {
+            return;
+        };
+        match entry.lookup {
+            Lookup::Queued(_) | Lookup::SentStale(_) => {}
+            Lookup::Sent(l) => entry.lookup = Lookup::SentStale(l),
+            Lookup::Idle => {
+                let id = LookupId(self.next_lookup);
+                self.next_lookup += 1;
+                self.lookups.insert(id, target);
+                entry.lookup = Lookup::Queued(id);
+                self.queued.push_back(id);
+            }
+        }
+    }
+
+    /// Evaluates the last answer against `snapshot` and reports a change. Nothing before the
+    /// first answer.
+    fn reevaluate(&mut self, target: TargetId, snapshot: &Snapshot, report: Report) {
+        let Some(entry) = self.entries.get_mut(&target) else {
+            return;
+        };
+        let Some(answer) = &entry.answer else {
+            return;
+        };
+        let new = evaluate(entry.target.query(), answer, snapshot);
+        if entry.reported.as_ref() == Some(&new) {
+            return;
+        }
+        if report == Report::SnapshotReasons && !decided_by_snapshot(&new) {
+            return;
+        }
+        let old = entry.reported.replace(new.clone());
+        self.changes
+            .push_back(ReachabilityChange { target, old, new });
+    }
+}
+
+/// Which re-evaluated verdicts are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Report {
+    /// Any change.
+    Any,
+    /// Only a verdict the snapshot alone decides (see [`decided_by_snapshot`]).
+    SnapshotReasons,
+}
+
+/// Unreachable for a reason the snapshot alone establishes, whatever a new lookup answers: the
+/// local address is gone or unusable, or the last known path's interface is gone, down or
+/// without carrier. Bad news travels fast; good news waits for the kernel's answer.
+fn decided_by_snapshot(verdict: &Reachability) -> bool {
+    matches!(
+        verdict,
+        Reachability::Unreachable(
+            Reason::LocalAddressRemoved
+                | Reason::LocalAddressUnusable { .. }
+                | Reason::InterfaceGone { .. }
+                | Reason::InterfaceDown { .. }
+                | Reason::CarrierLost { .. }
+        )
+    )
+}
+
+/// The interfaces a target is indexed under after an answer: the one it is bound to, and those
+/// of the path (every hop of a multipath route; the loopback interface for a local route). A
+/// failed lookup keeps the last known path, so that the path interface coming back brings a
+/// lookup.
+fn path_interfaces(
+    target: &Target,
+    answer: &LookupAnswer,
+    snapshot: &Snapshot,
+    previous: &[u32],
+) -> Vec<u32> {
+    let mut out: Vec<u32> = match answer {
+        Err(_) => previous.to_vec(),
+        Ok(route) => {
+            let mut v: Vec<u32> = route.interface.into_iter().collect();
+            v.extend(route.nexthops.iter().map(|h| h.interface));
+            if route.kind == RouteType::Local {
+                v.extend(
+                    snapshot
+                        .interfaces()
+                        .filter(|i| i.kind == LinkKind::Loopback)
+                        .map(|i| i.index),
+                );
+            }
+            v
+        }
+    };
+    out.extend(target.interface());
+    out.sort_unstable();
+    out.dedup();
+    out
+}
