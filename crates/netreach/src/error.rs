@@ -67,6 +67,10 @@ pub enum Error {
         /// How many attempts were made.
         attempts: u32,
     },
+    /// A connection target was rejected (unspecified or unassigned local address, family
+    /// mismatch, multicast or broadcast remote, unknown interface): see the inner error.
+    #[error("invalid target: {0}")]
+    InvalidTarget(#[from] netreach_core::reach::TargetError),
     /// The monitor's thread could not be started.
     #[error("could not start the monitor thread")]
     Thread(#[source] io::Error),

@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 mod channel;
+mod connection;
 mod driver;
 mod error;
 mod monitor;
@@ -43,6 +44,7 @@ mod status;
 mod subscription;
 mod sys;
 
+pub use connection::{ConnectionMonitor, ReachNotification, ReachSubscription, Watch};
 pub use error::Error;
 pub use monitor::{Monitor, MonitorBuilder, Stats};
 pub use netns::Netns;

@@ -150,6 +150,23 @@ impl NlSocket {
         Ok(())
     }
 
+    /// Next sequence number for a request the caller serialises itself.
+    pub(crate) fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1).max(1);
+        self.seq
+    }
+
+    /// A blocking receive of one datagram, for request/answer exchanges.
+    pub(crate) fn recv_answer(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        loop {
+            return match rustix::net::recv(&self.sock, &mut *buf, RecvFlags::empty()) {
+                Ok((n, _)) => Ok(n.min(buf.len())),
+                Err(Errno::INTR) => continue,
+                Err(e) => Err(Error::socket("recv", e)),
+            };
+        }
+    }
+
     /// Dumps one kind of object. Returns the updates, or `Ok(None)` when the kernel flagged the
     /// dump as interrupted (`NLM_F_DUMP_INTR`) and it must be redone.
     fn dump_once(

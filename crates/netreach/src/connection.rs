@@ -1,0 +1,537 @@
+//! The connection monitor: is the path of a (local, remote) pair still usable, and if not,
+//! why. netreach's answer to Qt's `QNetworkConnectionMonitor`.
+//!
+//! The rules and the bookkeeping for any number of targets are the core's
+//! ([`netreach_core::reach::ConnectionTracker`]). This module runs the tracker on the
+//! [`Monitor`]'s thread and does its IO: the kernel's own route lookups (`RTM_GETROUTE`, sent in
+//! pipelined batches on the monitor's request socket), and handing the changes out.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, TcpStream, UdpSocket};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use netreach_core::Event;
+use netreach_core::reach::{
+    Action, ConnectionTracker, InterfaceRef, LookupAnswer, LookupId, Reachability,
+    ReachabilityChange, RouteQuery, Target, TargetId, evaluate, parse_route_lookup_answer,
+    reason_for_errno, route_lookup_request,
+};
+
+use crate::channel::{Broadcast, Received, Receiver};
+use crate::driver::{Cx, Extension};
+use crate::subscription::lock;
+use crate::sys::imp::netlink::{NlSocket, RECV_BUF};
+use crate::{Error, Monitor};
+
+/// Lookups sent before their answers are read: the answers must fit the socket's buffer.
+const PIPELINE: usize = 256;
+/// How many changes a subscriber may leave unread before it is told it lagged.
+const QUEUE: usize = 65_536;
+
+/// One item of a [`ReachSubscription`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ReachNotification {
+    /// The first item: every target's state when the subscription started (`None`: its first
+    /// route lookup has not been answered yet; a `Changed` follows).
+    Ready {
+        /// When.
+        time: SystemTime,
+        /// Each target and its state.
+        targets: Vec<(TargetId, Target, Option<Reachability>)>,
+    },
+    /// Reachability, its reason or its path changed. The first report of a new target has
+    /// `old: None` and is the state found by the kernel's lookup, never an assumption.
+    Changed {
+        /// Sequence number, increasing by one per change of this connection monitor.
+        seq: u64,
+        /// When the change was found.
+        time: SystemTime,
+        /// Which target.
+        id: TargetId,
+        /// The target.
+        target: Target,
+        /// Before (`None` for the first report).
+        old: Option<Reachability>,
+        /// Now.
+        new: Reachability,
+    },
+    /// The subscriber fell behind and changes were dropped; read the current states with
+    /// [`ConnectionMonitor::reachability`].
+    Lagged {
+        /// When.
+        time: SystemTime,
+    },
+}
+
+#[derive(Debug)]
+struct ConnShared {
+    tracker: Mutex<ConnectionTracker>,
+    changes: Arc<Broadcast<ReachNotification>>,
+    seq: Mutex<u64>,
+}
+
+/// Watches any number of connections over the one netlink subscription of a [`Monitor`].
+///
+/// Adding a target returns a [`Watch`]; dropping the watch removes the target. After a network
+/// change only the targets the change can affect are looked up again.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::net::TcpStream;
+/// use netreach::{ConnectionMonitor, Monitor, ReachNotification};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let monitor = Monitor::new()?;
+/// let connections = ConnectionMonitor::new(&monitor);
+/// let stream = TcpStream::connect("198.18.0.1:443")?;
+/// let watch = connections.watch_tcp(&stream)?;
+/// let mut changes = connections.subscribe();
+/// while let Some(n) = changes.recv() {
+///     if let ReachNotification::Changed { id, new, .. } = n {
+///         if id == watch.id() {
+///             println!("{new}");
+///         }
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConnectionMonitor {
+    monitor: Monitor,
+    shared: Arc<ConnShared>,
+}
+
+impl ConnectionMonitor {
+    /// Starts a connection monitor on `monitor`'s thread.
+    pub fn new(monitor: &Monitor) -> ConnectionMonitor {
+        let shared = Arc::new(ConnShared {
+            tracker: Mutex::new(ConnectionTracker::new()),
+            changes: Arc::new(Broadcast::new()),
+            seq: Mutex::new(0),
+        });
+        let ext = ConnExtension {
+            shared: shared.clone(),
+            inflight: HashMap::new(),
+            buf: vec![0; RECV_BUF],
+        };
+        monitor.exec(move |state| {
+            // Room for a pipeline of answers.
+            state.requests.set_rcvbuf(4 << 20);
+            state.attach(Box::new(ext));
+        });
+        ConnectionMonitor {
+            monitor: monitor.clone(),
+            shared,
+        }
+    }
+
+    /// Checks a (local, remote) pair against the current state. See
+    /// [`Target::new`] for what is rejected.
+    pub fn target(
+        &self,
+        local: IpAddr,
+        remote: IpAddr,
+        interface: Option<InterfaceRef>,
+    ) -> Result<Target, Error> {
+        Ok(Target::new(
+            local,
+            remote,
+            interface,
+            &self.monitor.snapshot(),
+        )?)
+    }
+
+    /// Starts watching a target. Its first report comes once the kernel answered its route
+    /// lookup; [`Watch::wait_first`] waits for it.
+    pub fn watch(&self, target: Target) -> Watch {
+        let id = lock(&self.shared.tracker).add(target);
+        self.monitor.poke();
+        Watch {
+            id,
+            conn: self.clone(),
+        }
+    }
+
+    /// Watches a (local, remote) pair, checked as by [`ConnectionMonitor::target`].
+    pub fn watch_pair(
+        &self,
+        local: IpAddr,
+        remote: IpAddr,
+        interface: Option<InterfaceRef>,
+    ) -> Result<Watch, Error> {
+        Ok(self.watch(self.target(local, remote, interface)?))
+    }
+
+    /// Watches the path of a connected TCP stream (its local and peer addresses).
+    pub fn watch_tcp(&self, stream: &TcpStream) -> Result<Watch, Error> {
+        let (local, peer) = (stream.local_addr(), stream.peer_addr());
+        self.watch_socket_addrs(local, peer)
+    }
+
+    /// Watches the path of a connected UDP socket.
+    pub fn watch_udp(&self, socket: &UdpSocket) -> Result<Watch, Error> {
+        let (local, peer) = (socket.local_addr(), socket.peer_addr());
+        self.watch_socket_addrs(local, peer)
+    }
+
+    fn watch_socket_addrs(
+        &self,
+        local: std::io::Result<std::net::SocketAddr>,
+        peer: std::io::Result<std::net::SocketAddr>,
+    ) -> Result<Watch, Error> {
+        let local = local.map_err(|e| Error::socket("getsockname", e))?;
+        let peer = peer.map_err(|e| Error::socket("getpeername (is it connected?)", e))?;
+        let target = Target::from_socket_addrs(local, peer, None, &self.monitor.snapshot())?;
+        Ok(self.watch(target))
+    }
+
+    /// The current state of a target; `None` before its first lookup was answered or when it
+    /// is not watched.
+    pub fn reachability(&self, id: TargetId) -> Option<Reachability> {
+        lock(&self.shared.tracker).reachability(id).cloned()
+    }
+
+    /// How many targets are watched.
+    pub fn len(&self) -> usize {
+        lock(&self.shared.tracker).len()
+    }
+
+    /// True when no target is watched.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Changes of every target: first the current states, then each change.
+    pub fn subscribe(&self) -> ReachSubscription {
+        let targets = {
+            let t = lock(&self.shared.tracker);
+            t.targets()
+                .map(|(id, target)| (id, target.clone(), t.reachability(id).cloned()))
+                .collect()
+        };
+        ReachSubscription {
+            rx: self.shared.changes.subscribe(
+                QUEUE,
+                ReachNotification::Ready {
+                    time: SystemTime::now(),
+                    targets,
+                },
+            ),
+        }
+    }
+
+    /// One-shot: can `remote` be reached from here now, and by which path? Like GLib's
+    /// `g_network_monitor_can_reach`. The source is the one the kernel would choose.
+    pub fn can_reach(&self, remote: IpAddr) -> Result<Reachability, Error> {
+        can_reach(&self.monitor, remote)
+    }
+}
+
+impl Drop for ConnectionMonitor {
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.shared) <= 2 {
+            self.monitor.poke();
+        }
+    }
+}
+
+/// One-shot route lookup from the caller's thread, on a socket of its own in the monitor's
+/// namespace.
+pub(crate) fn can_reach(monitor: &Monitor, remote: IpAddr) -> Result<Reachability, Error> {
+    let remote = match remote {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(remote, IpAddr::V4),
+        v4 => v4,
+    };
+    let unspecified = match remote {
+        IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    };
+    let mut sock = monitor.netns().run(NlSocket::requests)??;
+    let probe = RouteQuery {
+        remote,
+        local: unspecified,
+        interface: None,
+    };
+    let answer = lookup_one(&mut sock, &probe)?;
+    let snap = monitor.snapshot();
+    let route = match answer {
+        Err(errno) => {
+            return Ok(Reachability::Unreachable(reason_for_errno(
+                errno, &probe, &snap,
+            )));
+        }
+        Ok(route) => route,
+    };
+    // The source the kernel would pick: the route's preferred source, else an address of the
+    // output interface of the remote's family.
+    let local = route.prefsrc.or_else(|| {
+        route.interface.and_then(|i| {
+            snap.addresses_of(i)
+                .filter(|a| a.family() == netreach_core::Family::of(&remote) && a.is_usable())
+                .min_by_key(|a| a.is_link_local())
+                .map(|a| a.address)
+        })
+    });
+    let Some(local) = local else {
+        return Ok(evaluate(&probe, &Ok(route), &snap));
+    };
+    let query = RouteQuery {
+        remote,
+        local,
+        interface: None,
+    };
+    let answer = lookup_one(&mut sock, &query)?;
+    Ok(evaluate(&query, &answer, &snap))
+}
+
+fn lookup_one(sock: &mut NlSocket, query: &RouteQuery) -> Result<LookupAnswer, Error> {
+    let seq = sock.next_seq();
+    sock.send_bytes(&route_lookup_request(seq, query, true))?;
+    let mut buf = vec![0; RECV_BUF];
+    loop {
+        let n = sock.recv_answer(&mut buf)?;
+        if let Some(a) = parse_route_lookup_answer(&buf[..n], seq) {
+            return Ok(a);
+        }
+    }
+}
+
+/// A watched target; dropping it stops watching.
+#[derive(Debug)]
+pub struct Watch {
+    id: TargetId,
+    conn: ConnectionMonitor,
+}
+
+impl Watch {
+    /// The target's id, as found in [`ReachNotification::Changed`].
+    pub fn id(&self) -> TargetId {
+        self.id
+    }
+
+    /// The current state; `None` until the first lookup was answered.
+    pub fn reachability(&self) -> Option<Reachability> {
+        self.conn.reachability(self.id)
+    }
+
+    /// Waits for the first report (the state found by the kernel's lookup).
+    pub fn wait_first(&self, timeout: Duration) -> Option<Reachability> {
+        let end = Instant::now().checked_add(timeout);
+        let mut sub = self.conn.subscribe();
+        loop {
+            if let Some(r) = self.reachability() {
+                return Some(r);
+            }
+            let left = end.map(|e| e.saturating_duration_since(Instant::now()));
+            match left {
+                Some(l) if l.is_zero() => return None,
+                Some(l) => sub.recv_timeout(l)?,
+                None => sub.recv()?,
+            };
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        lock(&self.conn.shared.tracker).remove(self.id);
+    }
+}
+
+/// The tracker's IO, on the monitor's thread.
+struct ConnExtension {
+    shared: Arc<ConnShared>,
+    /// Lookups sent and not yet answered, by netlink sequence number.
+    inflight: HashMap<u32, LookupId>,
+    buf: Vec<u8>,
+}
+
+impl ConnExtension {
+    /// Does every lookup the tracker asks for, in pipelined batches, then publishes changes.
+    fn drive(&mut self, cx: &mut Cx<'_>) {
+        loop {
+            let batch: Vec<(LookupId, RouteQuery)> = {
+                let mut t = lock(&self.shared.tracker);
+                std::iter::from_fn(|| t.poll_action())
+                    .filter_map(|a| match a {
+                        Action::LookupRoute { id, query } => Some((id, query)),
+                        // The only action today; a newer core's others have no IO here.
+                        _ => None,
+                    })
+                    .take(PIPELINE)
+                    .collect()
+            };
+            if batch.is_empty() {
+                break;
+            }
+            let answers = self.lookup_batch(cx.requests, &batch);
+            let mut t = lock(&self.shared.tracker);
+            for (id, answer) in answers {
+                t.handle_lookup(id, answer, cx.snapshot);
+            }
+        }
+        self.publish();
+    }
+
+    /// Sends a batch of lookups, then reads their answers. Every lookup gets exactly one answer
+    /// (an errno when sending or receiving failed).
+    fn lookup_batch(
+        &mut self,
+        sock: &mut NlSocket,
+        batch: &[(LookupId, RouteQuery)],
+    ) -> Vec<(LookupId, LookupAnswer)> {
+        let mut answers = Vec::with_capacity(batch.len());
+        self.inflight.clear();
+        for (id, query) in batch {
+            let seq = sock.next_seq();
+            match sock.send_bytes(&route_lookup_request(seq, query, true)) {
+                Ok(()) => {
+                    self.inflight.insert(seq, *id);
+                }
+                Err(e) => answers.push((*id, Err(errno_of(&e)))),
+            }
+        }
+        while !self.inflight.is_empty() {
+            let n = match sock.recv_answer(&mut self.buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    let errno = errno_of(&e);
+                    answers.extend(self.inflight.drain().map(|(_, id)| (id, Err(errno))));
+                    break;
+                }
+            };
+            let datagram = &self.buf[..n];
+            let Some(seq) = datagram
+                .get(8..12)
+                .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+            else {
+                continue;
+            };
+            if let Some(id) = self.inflight.get(&seq).copied() {
+                if let Some(answer) = parse_route_lookup_answer(datagram, seq) {
+                    self.inflight.remove(&seq);
+                    answers.push((id, answer));
+                }
+            }
+        }
+        answers
+    }
+
+    fn publish(&self) {
+        let time = SystemTime::now();
+        loop {
+            let (change, target): (ReachabilityChange, Option<Target>) = {
+                let mut t = lock(&self.shared.tracker);
+                let Some(c) = t.poll_change() else {
+                    break;
+                };
+                let target = t.target(c.target).cloned();
+                (c, target)
+            };
+            let Some(target) = target else {
+                continue; // removed meanwhile
+            };
+            let seq = {
+                let mut s = lock(&self.shared.seq);
+                *s += 1;
+                *s
+            };
+            self.shared.changes.send(ReachNotification::Changed {
+                seq,
+                time,
+                id: change.target,
+                target,
+                old: change.old,
+                new: change.new,
+            });
+        }
+    }
+}
+
+fn errno_of(e: &Error) -> i32 {
+    use std::error::Error as _;
+    e.source()
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .and_then(std::io::Error::raw_os_error)
+        .unwrap_or(libc_eio())
+}
+
+/// `EIO`, for a failure that carries no errno.
+const fn libc_eio() -> i32 {
+    5
+}
+
+impl Extension for ConnExtension {
+    fn on_batch(&mut self, cx: &mut Cx<'_>, events: &[Event]) {
+        lock(&self.shared.tracker).handle_events(cx.snapshot, events);
+        self.drive(cx);
+    }
+
+    fn on_poke(&mut self, cx: &mut Cx<'_>) {
+        self.drive(cx);
+    }
+
+    fn is_detached(&self) -> bool {
+        Arc::strong_count(&self.shared) == 1
+    }
+}
+
+impl Drop for ConnExtension {
+    fn drop(&mut self) {
+        self.shared.changes.close();
+    }
+}
+
+/// Reachability changes from a [`ConnectionMonitor`], for blocking code and any async runtime.
+#[derive(Debug)]
+pub struct ReachSubscription {
+    rx: Receiver<ReachNotification>,
+}
+
+impl ReachSubscription {
+    fn convert(r: Received<ReachNotification>) -> Option<Option<ReachNotification>> {
+        match r {
+            Received::Item(n) => Some(Some(n)),
+            Received::Lagged => Some(Some(ReachNotification::Lagged {
+                time: SystemTime::now(),
+            })),
+            Received::Empty => Some(None),
+            Received::Closed => None,
+        }
+    }
+
+    /// The next item, waiting as long as it takes; `None` when the monitor has stopped.
+    pub fn recv(&mut self) -> Option<ReachNotification> {
+        Self::convert(self.rx.recv_deadline(None)).flatten()
+    }
+
+    /// The next item, waiting at most `timeout`; `None` on timeout or when stopped.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<ReachNotification> {
+        Self::convert(self.rx.recv_deadline(Instant::now().checked_add(timeout))).flatten()
+    }
+
+    /// The next item without waiting: `Ok(None)` when nothing is pending.
+    pub fn try_recv(&mut self) -> Result<Option<ReachNotification>, Error> {
+        Self::convert(self.rx.try_recv()).ok_or(Error::Stopped)
+    }
+}
+
+impl futures_core::Stream for ReachSubscription {
+    type Item = ReachNotification;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ReachNotification>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(r) => match Self::convert(r) {
+                Some(Some(n)) => Poll::Ready(Some(n)),
+                Some(None) => Poll::Pending,
+                None => Poll::Ready(None),
+            },
+        }
+    }
+}
