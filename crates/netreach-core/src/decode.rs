@@ -402,7 +402,7 @@ pub fn rule(msg: &RuleMessage) -> Option<Rule> {
             Some(_) => None,
         }
     };
-    let action = match h.action.clone() {
+    let action = match h.action {
         RuleAction::ToTable => crate::model::RuleAction::ToTable(table),
         RuleAction::Goto => crate::model::RuleAction::Goto(goto),
         RuleAction::Nop => crate::model::RuleAction::Nop,

@@ -2,10 +2,12 @@
 //!
 //! This crate holds the typed model of one network namespace ([`Snapshot`]), the pure functions
 //! that apply a kernel message to it ([`Snapshot::apply`]) and compare two of them ([`diff`]),
-//! and the decoder that turns rtnetlink messages into model updates ([`decode`]). It does no IO:
-//! no sockets, no clocks, no threads, no async and no `unsafe`. Everything here is fed with data
-//! and returns data, so it is tested without root and can be reused by any backend (the rtnetlink
-//! monitor in the `netreach` crate, a polling fallback, later other systems).
+//! the decoder that turns rtnetlink messages into model updates ([`decode`]), and the pure part of
+//! the HTTP probe that verifies internet access ([`probe`]: classification, response parsing and
+//! the probe schedule). It does no IO: no sockets, no clocks, no threads, no async and no
+//! `unsafe`. Everything here is fed with data and returns data, so it is tested without root and
+//! can be reused by any backend (the rtnetlink monitor in the `netreach` crate, a polling
+//! fallback, later other systems).
 //!
 //! # Example
 //!
@@ -29,6 +31,7 @@ mod diff;
 mod event;
 mod flags;
 mod model;
+pub mod probe;
 
 pub use decode::{
     DecodeError, Message, Parsed, decode_message, decode_route_message, parse_datagram,
