@@ -342,7 +342,9 @@ fn body_step(
     limits: ParseLimits,
 ) -> Result<bool, ParseError> {
     let keep = |response: &mut ProbeResponse, data: &[u8]| {
-        let room = limits.max_body_prefix - response.body_prefix.len();
+        let room = limits
+            .max_body_prefix
+            .saturating_sub(response.body_prefix.len());
         response
             .body_prefix
             .extend_from_slice(&data[..room.min(data.len())]);

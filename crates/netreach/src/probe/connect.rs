@@ -200,3 +200,68 @@ pub(super) fn io_failure(err: &io::Error, phase: ProbePhase) -> Failure {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errno(e: Errno) -> io::Error {
+        io::Error::from_raw_os_error(e.raw_os_error())
+    }
+
+    fn verdict(failure: Failure) -> ProbeVerdict {
+        match failure {
+            Failure::Verdict(verdict) => verdict,
+            Failure::Error(err) => panic!("not a verdict: {err}"),
+        }
+    }
+
+    #[test]
+    fn connect_errors_are_verdicts() {
+        let limited = |reason| ProbeVerdict::Limited { reason };
+        let none = |reason| ProbeVerdict::None { reason };
+        for (err, expected) in [
+            (
+                errno(Errno::CONNREFUSED),
+                limited(ProbeReason::ConnectionRefused),
+            ),
+            (
+                errno(Errno::HOSTUNREACH),
+                limited(ProbeReason::HostUnreachable),
+            ),
+            (
+                io::ErrorKind::TimedOut.into(),
+                limited(ProbeReason::Timeout {
+                    phase: ProbePhase::Connect,
+                }),
+            ),
+            (errno(Errno::NETUNREACH), none(ProbeReason::NoRoute)),
+            (errno(Errno::NETDOWN), none(ProbeReason::InterfaceDown)),
+            (
+                errno(Errno::ADDRNOTAVAIL),
+                none(ProbeReason::NoSourceAddress),
+            ),
+        ] {
+            assert_eq!(verdict(connect_failure(&err)), expected, "{err}");
+        }
+    }
+
+    #[test]
+    fn read_errors_are_verdicts() {
+        let timeout = ProbeVerdict::Limited {
+            reason: ProbeReason::Timeout {
+                phase: ProbePhase::Response,
+            },
+        };
+        // A socket read timeout surfaces as EAGAIN.
+        let err = errno(Errno::AGAIN);
+        assert_eq!(verdict(io_failure(&err, ProbePhase::Response)), timeout);
+        let err = errno(Errno::CONNRESET);
+        assert_eq!(
+            verdict(io_failure(&err, ProbePhase::Response)),
+            ProbeVerdict::Limited {
+                reason: ProbeReason::ConnectionReset
+            }
+        );
+    }
+}

@@ -15,11 +15,16 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// The endpoint address: the same in both server namespaces, so only the interface the probe
 /// is bound to decides which server answers.
 pub const ENDPOINT_V4: &str = "198.18.100.1";
 pub const ENDPOINT_V6: &str = "2001:db8:100::1";
+
+/// The healthy answer, with the header that proves it came from the test endpoint.
+pub const NO_CONTENT: &[u8] = b"HTTP/1.1 204 No Content\r\nX-Probe: genuine\r\n\r\n";
 
 /// Runs `ip` with `args`; panics with its output if it fails.
 pub fn ip(args: &[&str]) {
@@ -311,4 +316,38 @@ fn serve(
         r.push(String::from_utf8_lossy(&head).into_owned());
     }
     handler(Conn { stream, stop });
+}
+
+/// The test server's TLS configuration: a certificate for 198.18.1.2, 2001:db8:1::2 and
+/// `probe.test`, issued by a test CA whose key was thrown away (see `probe/tls/`).
+pub fn tls_server_config() -> Arc<rustls::ServerConfig> {
+    let cert = CertificateDer::from_pem_slice(include_bytes!("tls/server.pem")).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(include_bytes!("tls/server.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    Arc::new(config)
+}
+
+/// Answers `204` over TLS.
+pub fn tls_no_content(config: &Arc<rustls::ServerConfig>, c: Conn) {
+    let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+        return;
+    };
+    let mut tls = rustls::StreamOwned::new(conn, c.stream);
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tls.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ = tls.write_all(NO_CONTENT);
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
 }
