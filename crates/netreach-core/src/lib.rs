@@ -2,8 +2,10 @@
 //!
 //! This crate holds the typed model of one network namespace ([`Snapshot`]), the pure functions
 //! that apply a kernel message to it ([`Snapshot::apply`]) and compare two of them ([`diff`]),
-//! the decoder that turns rtnetlink messages into model updates ([`decode`]), and the
-//! connectivity rules of the status monitor ([`evaluate`], [`StatusTracker`]). It does no IO:
+//! the decoder that turns rtnetlink messages into model updates ([`decode`]), the connectivity
+//! rules of the status monitor ([`evaluate`], [`StatusTracker`]), the reachability rules of the
+//! connection monitor ([`reach`]), and the pure part of the HTTP probe that verifies internet
+//! access ([`probe`]: classification, response parsing and the probe schedule). It does no IO:
 //! no sockets, no clocks, no threads, no async and no `unsafe`. Everything here is fed with data
 //! and returns data, so it is tested without root and can be reused by any backend (the rtnetlink
 //! monitor in the `netreach` crate, a polling fallback, later other systems).
@@ -35,6 +37,7 @@ mod diff;
 mod event;
 mod flags;
 mod model;
+pub mod probe;
 pub mod reach;
 
 pub use connectivity::{

@@ -40,6 +40,7 @@ mod driver;
 mod error;
 mod monitor;
 mod netns;
+pub mod probe;
 mod status;
 mod subscription;
 mod sys;
