@@ -22,16 +22,44 @@ pub enum Command {
         /// One JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also verify internet access with an HTTP probe per interface and family.
+        #[arg(long)]
+        probe: bool,
         #[command(flatten)]
         rules: RuleArgs,
+        #[command(flatten)]
+        endpoint: ProbeArgs,
     },
     /// Print one line per change as it happens.
     Watch {
         /// One JSON object per line, flushed at once. The first is `{"type":"ready",...}`.
         #[arg(long)]
         json: bool,
+        /// Also verify internet access with HTTP probes, re-probing after each change.
+        #[arg(long)]
+        probe: bool,
         #[command(flatten)]
         rules: RuleArgs,
+        #[command(flatten)]
+        endpoint: ProbeArgs,
+    },
+    /// Verify internet access with an HTTP probe on each interface and family: full, portal
+    /// (captive portal), limited, or none. Exit 0 when some probe says full, 1 otherwise.
+    Probe {
+        /// Probe only this interface (repeatable).
+        #[arg(long = "interface", value_name = "NAME")]
+        interfaces: Vec<String>,
+        /// Probe only this family.
+        #[arg(long, value_enum)]
+        family: Option<OneFamily>,
+        /// One JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+        /// Give up on each probe after this many seconds (same as --probe-timeout).
+        #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+        timeout: Option<f64>,
+        #[command(flatten)]
+        endpoint: ProbeArgs,
     },
     /// Wait until the network is online (or the level asked for), like
     /// systemd-networkd-wait-online. Exit 0 once it is, 1 on timeout, 2 on bad input.
@@ -48,8 +76,13 @@ pub enum Command {
         /// Consider only these interfaces (a name or a pattern like `eth*`; repeatable).
         #[arg(long = "interface", value_name = "NAME")]
         interfaces: Vec<Pattern>,
+        /// Wait until an HTTP probe verifies full internet access (not just a default route).
+        #[arg(long)]
+        verified: bool,
         #[command(flatten)]
         rules: RuleArgs,
+        #[command(flatten)]
+        endpoint: ProbeArgs,
     },
     /// Print shell completions for SHELL (bash, zsh, fish, elvish, powershell).
     #[command(hide = true)]
@@ -108,4 +141,41 @@ fn seconds(s: &str) -> Result<f64, String> {
         return Err(format!("{s:?} is not a number of seconds from 0 to 1e9"));
     }
     Ok(v)
+}
+
+/// What the HTTP probe fetches. Without `--url`, a well-known public check endpoint (see
+/// docs/probe.md); nothing is ever probed unless a probe is asked for.
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// The URL to fetch (http or https).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<netreach::probe::ProbeUrl>,
+    /// The status of a genuine answer (default 204, or 200 with --expect-body).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(100..=599))]
+    pub expect_status: Option<u16>,
+    /// The start of the body of a genuine answer.
+    #[arg(long, value_name = "TEXT")]
+    pub expect_body: Option<String>,
+    /// Give up on one probe after this many seconds (DNS, connect and response together).
+    #[arg(long = "probe-timeout", value_name = "SECONDS", default_value_t = 5.0, value_parser = seconds)]
+    pub probe_timeout: f64,
+}
+
+/// One family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OneFamily {
+    Ipv4,
+    Ipv6,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks the definition (unique names, valid defaults) in debug builds only at run
+    /// time; this makes a mistake fail the tests instead of the first user.
+    #[test]
+    fn the_command_line_definition_is_valid() {
+        super::Cli::command().debug_assert();
+    }
 }

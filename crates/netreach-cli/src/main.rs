@@ -89,24 +89,60 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Outcome {
     let netns = cmd::netns(cli.netns.as_deref())?;
     match cli.command {
-        Command::Status { json, rules } => cmd::status::run(&netns, json, &rules),
-        Command::Watch { json, rules } => cmd::watch::run(&netns, json, &rules),
+        Command::Status {
+            json,
+            probe,
+            rules,
+            endpoint,
+        } => {
+            let probe = probe.then(|| cmd::probe::config(&endpoint)).transpose()?;
+            cmd::status::run(&netns, json, &rules, probe)
+        }
+        Command::Watch {
+            json,
+            probe,
+            rules,
+            endpoint,
+        } => {
+            let probe = probe.then(|| cmd::probe::config(&endpoint)).transpose()?;
+            cmd::watch::run(&netns, json, &rules, probe)
+        }
+        Command::Probe {
+            interfaces,
+            family,
+            json,
+            timeout,
+            mut endpoint,
+        } => {
+            if let Some(t) = timeout {
+                endpoint.probe_timeout = t;
+            }
+            cmd::probe::run(&netns, &interfaces, family, json, &endpoint)
+        }
         Command::WaitOnline {
             timeout,
             level,
             family,
             interfaces,
+            verified,
             rules,
-        } => cmd::wait_online::run(
-            &netns,
-            cmd::wait_online::Condition {
-                level: level.into(),
-                family,
-                interfaces,
-            },
-            std::time::Duration::from_secs_f64(timeout),
-            &rules,
-        ),
+            endpoint,
+        } => {
+            let probe = verified
+                .then(|| cmd::probe::config(&endpoint))
+                .transpose()?;
+            cmd::wait_online::run(
+                &netns,
+                cmd::wait_online::Condition {
+                    level: level.into(),
+                    family,
+                    interfaces,
+                },
+                std::time::Duration::from_secs_f64(timeout),
+                &rules,
+                probe,
+            )
+        }
         Command::Completions { shell } => {
             let mut c = Cli::command();
             clap_complete::generate(shell, &mut c, "netreach", &mut io::stdout());

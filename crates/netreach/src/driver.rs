@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use netreach_core::decode::{Parsed, parse_datagram};
 use netreach_core::{Event, RouteRefresh, Snapshot, Update, diff};
@@ -77,13 +77,32 @@ pub(crate) trait Extension: Send {
     fn on_poke(&mut self, cx: &mut Cx<'_>);
     /// True once every handle of this extension is gone; the driver then drops it.
     fn is_detached(&self) -> bool;
+    /// The next moment the extension wants [`Extension::on_timeout`]; the driver sleeps no
+    /// longer than the earliest of these. `None`: no timer (the default).
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    /// A deadline from [`Extension::poll_timeout`] has passed.
+    fn on_timeout(&mut self, _cx: &mut Cx<'_>, _now: Instant) {}
 }
 
-/// What an extension may use: the current state and the request socket.
-#[allow(dead_code)] // Read by the status and connection monitors, which land next.
+/// Lets another thread (a probe worker) wake the driver so its extensions look at their
+/// inputs again. Holding one does not keep the monitor alive.
+#[derive(Debug, Clone)]
+pub(crate) struct Poker(Arc<Shared>);
+
+impl Poker {
+    pub(crate) fn poke(&self) {
+        self.0.poked.store(true, Ordering::Release);
+        self.0.wake.wake();
+    }
+}
+
+/// What an extension may use: the current state, the request socket, a way to be woken.
 pub(crate) struct Cx<'a> {
     pub(crate) snapshot: &'a Snapshot,
     pub(crate) requests: &'a mut NlSocket,
+    pub(crate) poker: &'a Poker,
 }
 
 /// The part of the driver that commands may touch.
@@ -91,18 +110,40 @@ pub(crate) struct DriverState {
     pub(crate) requests: NlSocket,
     pub(crate) snapshot: Arc<Snapshot>,
     pub(crate) extensions: Vec<Box<dyn Extension>>,
+    poker: Poker,
 }
 
-#[allow(dead_code)] // Used by the status and connection monitors, which land next.
 impl DriverState {
     /// Attaches an extension and lets it see the current state at once.
     pub(crate) fn attach(&mut self, mut ext: Box<dyn Extension>) {
         let mut cx = Cx {
             snapshot: &self.snapshot,
             requests: &mut self.requests,
+            poker: &self.poker,
         };
         ext.on_batch(&mut cx, &[]);
         self.extensions.push(ext);
+    }
+
+    /// The earliest deadline of any extension.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.extensions
+            .iter()
+            .filter_map(|e| e.poll_timeout())
+            .min()
+    }
+
+    fn run_timeouts(&mut self, now: Instant) {
+        for ext in &mut self.extensions {
+            if ext.poll_timeout().is_some_and(|d| d <= now) {
+                let mut cx = Cx {
+                    snapshot: &self.snapshot,
+                    requests: &mut self.requests,
+                    poker: &self.poker,
+                };
+                ext.on_timeout(&mut cx, now);
+            }
+        }
     }
 
     fn run_extensions(&mut self, events: &[Event], poked: bool) {
@@ -111,6 +152,7 @@ impl DriverState {
             let mut cx = Cx {
                 snapshot: &self.snapshot,
                 requests: &mut self.requests,
+                poker: &self.poker,
             };
             if !events.is_empty() {
                 ext.on_batch(&mut cx, events);
@@ -147,6 +189,7 @@ impl Driver {
                 requests,
                 snapshot: hub.snapshot(),
                 extensions: Vec::new(),
+                poker: Poker(shared.clone()),
             },
             hub,
             shared,
@@ -197,14 +240,26 @@ impl Driver {
             if !updates.is_empty() {
                 self.apply(std::mem::take(&mut updates))?;
             }
-            // Sleep until the kernel or the owner says something. No timeout: idle is idle.
+            // Sleep until the kernel or the owner says something, or an extension's deadline
+            // (a probe's backoff) passes. With no deadline there is no timeout: idle is idle.
+            let deadline = self.state.next_deadline();
+            let timeout = deadline.map(|d| {
+                let left = d.saturating_duration_since(Instant::now());
+                rustix::event::Timespec {
+                    tv_sec: left.as_secs().min(i64::MAX as u64) as i64,
+                    tv_nsec: i64::from(left.subsec_nanos()),
+                }
+            });
             let mut fds = [
                 PollFd::new(&self.events, PollFlags::IN),
                 PollFd::new(&self.shared.wake, PollFlags::IN),
             ];
-            match poll(&mut fds, None) {
+            match poll(&mut fds, timeout.as_ref()) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(Error::socket("poll", e)),
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.state.run_timeouts(Instant::now());
             }
             if !fds[1].revents().is_empty() {
                 self.shared.wake.drain();

@@ -44,6 +44,7 @@ pub mod probe;
 mod status;
 mod subscription;
 mod sys;
+mod verify;
 
 pub use connection::{ConnectionMonitor, ReachNotification, ReachSubscription, Watch};
 pub use error::Error;
@@ -51,6 +52,7 @@ pub use monitor::{Monitor, MonitorBuilder, Stats};
 pub use netns::Netns;
 pub use status::{StatusMonitor, StatusNotification, StatusSubscription};
 pub use subscription::{Next, Notification, Subscription};
+pub use verify::{ProbeConfig, Verification, VerificationChange, Verified};
 
 pub use netreach_core as core;
 pub use netreach_core::{

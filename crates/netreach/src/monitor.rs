@@ -176,14 +176,12 @@ impl Monitor {
     }
 
     /// Runs `f` on the monitor's thread, which owns the sockets and the state.
-    #[allow(dead_code)] // Used by the status and connection monitors, which land next.
     pub(crate) fn exec(&self, f: impl FnOnce(&mut DriverState) + Send + 'static) {
         lock(&self.inner.shared.commands).push(Box::new(f));
         self.inner.shared.wake.wake();
     }
 
     /// Wakes the monitor's thread so its extensions look at their inputs again.
-    #[allow(dead_code)] // Used by the connection monitor, which lands next.
     pub(crate) fn poke(&self) {
         self.inner.shared.poked.store(true, Ordering::Release);
         self.inner.shared.wake.wake();

@@ -66,9 +66,17 @@ impl Netns {
         }
     }
 
-    /// Runs `f` with the calling context inside this namespace, without moving the caller:
-    /// for another namespace, `f` runs on a helper thread that entered it.
-    pub(crate) fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R, Error> {
+    /// Runs `f` inside this namespace without moving the caller: for another namespace, `f`
+    /// runs on a helper thread that entered it (sockets it opens stay in that namespace; so do
+    /// threads it starts). For the current namespace, `f` runs on the caller's thread.
+    ///
+    /// ```no_run
+    /// use netreach::Netns;
+    /// # fn main() -> Result<(), netreach::Error> {
+    /// let listener = Netns::named("blue")?.run(|| std::net::TcpListener::bind("[::]:8080"))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R, Error> {
         let Some(path) = self.path() else {
             return Ok(f());
         };

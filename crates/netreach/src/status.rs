@@ -17,8 +17,9 @@ use netreach_core::connectivity::{
 use netreach_core::{Event, Snapshot};
 
 use crate::channel::{Broadcast, Received, Receiver};
-use crate::driver::{Cx, Extension};
+use crate::driver::{Cx, Extension, Poker};
 use crate::subscription::lock;
+use crate::verify::{ProbeConfig, Verification, VerificationChange, Verified, Verifier};
 use crate::{Monitor, Netns};
 
 /// How many status changes a subscriber may leave unread before it is told it lagged.
@@ -46,6 +47,19 @@ pub enum StatusNotification {
         /// Connectivity after the change.
         connectivity: Connectivity,
     },
+    /// A probe verdict changed (only with probing enabled: [`StatusMonitor::with_probe`]).
+    Verified {
+        /// Sequence number, shared with `Changed`.
+        seq: u64,
+        /// When the verdict came.
+        time: SystemTime,
+        /// What changed.
+        change: VerificationChange,
+        /// The summary after it.
+        verification: Verification,
+        /// Connectivity now.
+        connectivity: Connectivity,
+    },
     /// The subscriber fell behind and changes were dropped; this is the current state.
     Lagged {
         /// When.
@@ -61,6 +75,7 @@ impl StatusNotification {
         match self {
             StatusNotification::Ready { connectivity, .. }
             | StatusNotification::Changed { connectivity, .. }
+            | StatusNotification::Verified { connectivity, .. }
             | StatusNotification::Lagged { connectivity, .. } => connectivity,
         }
     }
@@ -70,6 +85,7 @@ impl StatusNotification {
 #[derive(Debug)]
 struct StatusShared {
     current: std::sync::Mutex<(Connectivity, u64)>,
+    verification: std::sync::Mutex<Verification>,
     changes: Arc<Broadcast<StatusNotification>>,
 }
 
@@ -104,8 +120,29 @@ pub struct StatusMonitor {
 }
 
 impl StatusMonitor {
-    /// Starts computing connectivity on `monitor`'s thread with these rules.
+    /// Starts computing connectivity on `monitor`'s thread with these rules. Nothing is
+    /// probed; see [`StatusMonitor::with_probe`].
     pub fn new(monitor: &Monitor, config: ConnectivityConfig) -> StatusMonitor {
+        StatusMonitor::start(monitor, config, None)
+    }
+
+    /// Like [`StatusMonitor::new`], and also verifies internet access with HTTP probes on
+    /// every interface and family that has a usable default route: after each connectivity
+    /// change, then on the probe schedule. Each verdict change is a
+    /// [`StatusNotification::Verified`].
+    pub fn with_probe(
+        monitor: &Monitor,
+        config: ConnectivityConfig,
+        probe: ProbeConfig,
+    ) -> StatusMonitor {
+        StatusMonitor::start(monitor, config, Some(probe))
+    }
+
+    fn start(
+        monitor: &Monitor,
+        config: ConnectivityConfig,
+        probe: Option<ProbeConfig>,
+    ) -> StatusMonitor {
         let sysfs = *monitor.netns() == Netns::Current;
         let snap = monitor.snapshot();
         let mut config = config;
@@ -120,6 +157,7 @@ impl StatusMonitor {
         let tracker = StatusTracker::from_snapshot(&snap, config);
         let shared = Arc::new(StatusShared {
             current: std::sync::Mutex::new((tracker.status().clone(), 0)),
+            verification: std::sync::Mutex::new(Verification::default()),
             changes: Arc::new(Broadcast::new()),
         });
         let ext = StatusExtension {
@@ -127,6 +165,7 @@ impl StatusMonitor {
             shared: shared.clone(),
             sysfs,
             hinted,
+            verifier: probe.map(|p| Verifier::new(p, monitor.netns().clone())),
         };
         monitor.exec(move |state| state.attach(Box::new(ext)));
         StatusMonitor {
@@ -138,6 +177,11 @@ impl StatusMonitor {
     /// The current connectivity.
     pub fn connectivity(&self) -> Connectivity {
         lock(&self.shared.current).0.clone()
+    }
+
+    /// What the probes say (all `unverified` when probing is off).
+    pub fn verification(&self) -> Verification {
+        lock(&self.shared.verification).clone()
     }
 
     /// Online: the overall level is `internet`.
@@ -163,6 +207,26 @@ impl StatusMonitor {
         StatusSubscription {
             rx,
             shared: self.shared.clone(),
+        }
+    }
+
+    /// Waits until the probes verify full internet access (needs [`StatusMonitor::with_probe`]),
+    /// or `timeout` passes. Returns the verification seen last.
+    pub fn wait_verified(&self, timeout: Option<Duration>) -> Result<Verification, Verification> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut sub = self.subscribe();
+        loop {
+            let v = self.verification();
+            if v.internet == Verified::Full {
+                return Ok(v);
+            }
+            let next = match deadline {
+                None => sub.recv(),
+                Some(d) => sub.recv_timeout(d.saturating_duration_since(Instant::now())),
+            };
+            if next.is_none() {
+                return Err(self.verification());
+            }
         }
     }
 
@@ -219,9 +283,45 @@ struct StatusExtension {
     shared: Arc<StatusShared>,
     sysfs: bool,
     hinted: BTreeSet<u32>,
+    verifier: Option<Verifier>,
 }
 
 impl StatusExtension {
+    /// Takes in probe verdicts and starts the probes that are due; publishes what changed.
+    fn verify(&mut self, snapshot: &Snapshot, events: Option<&[Event]>, poker: &Poker) {
+        let Some(v) = &mut self.verifier else {
+            return;
+        };
+        let now = Instant::now();
+        let mut changes = Vec::new();
+        if let Some(events) = events {
+            v.handle_update(snapshot, self.tracker.config(), events, now, &mut changes);
+        }
+        v.collect(now, &mut changes);
+        v.start_due(snapshot, now, poker);
+        if changes.is_empty() {
+            return;
+        }
+        let verification = v.summary();
+        *lock(&self.shared.verification) = verification.clone();
+        let time = SystemTime::now();
+        for change in changes {
+            let (connectivity, seq) = {
+                let mut cur = lock(&self.shared.current);
+                cur.1 += 1;
+                (cur.0.clone(), cur.1)
+            };
+            tracing::info!(%change, "probe verdict changed");
+            self.shared.changes.send(StatusNotification::Verified {
+                seq,
+                time,
+                change,
+                verification: verification.clone(),
+                connectivity,
+            });
+        }
+    }
+
     fn update(&mut self, snapshot: &Snapshot, events: &[Event]) {
         if self.sysfs {
             for e in events {
@@ -260,9 +360,20 @@ impl StatusExtension {
 impl Extension for StatusExtension {
     fn on_batch(&mut self, cx: &mut Cx<'_>, events: &[Event]) {
         self.update(cx.snapshot, events);
+        self.verify(cx.snapshot, Some(events), cx.poker);
     }
 
-    fn on_poke(&mut self, _cx: &mut Cx<'_>) {}
+    fn on_poke(&mut self, cx: &mut Cx<'_>) {
+        self.verify(cx.snapshot, None, cx.poker);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.verifier.as_ref().and_then(Verifier::poll_timeout)
+    }
+
+    fn on_timeout(&mut self, cx: &mut Cx<'_>, _now: Instant) {
+        self.verify(cx.snapshot, None, cx.poker);
+    }
 
     fn is_detached(&self) -> bool {
         Arc::strong_count(&self.shared) == 1

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use netreach::core::connectivity::{Connectivity, Level, Pattern};
-use netreach::{Family, Monitor, Netns, StatusMonitor};
+use netreach::{Family, Monitor, Netns, ProbeConfig, StatusMonitor};
 
 use crate::Outcome;
 use crate::cli::{FamilyArg, RuleArgs};
@@ -49,11 +49,37 @@ impl Condition {
     }
 }
 
-pub fn run(netns: &Netns, cond: Condition, timeout: Duration, rules: &RuleArgs) -> Outcome {
+pub fn run(
+    netns: &Netns,
+    cond: Condition,
+    timeout: Duration,
+    rules: &RuleArgs,
+    probe: Option<ProbeConfig>,
+) -> Outcome {
     let monitor = Monitor::in_netns(netns.clone())?;
     let mut config = super::config(rules);
     for p in &cond.interfaces {
         config = config.with_only(p.clone());
+    }
+    if let Some(probe) = probe {
+        let status = StatusMonitor::with_probe(&monitor, config, probe);
+        return match status.wait_verified(Some(timeout)) {
+            Ok(_) => Ok(ExitCode::SUCCESS),
+            Err(v) => {
+                let detail = match &v.portal_url {
+                    Some(url) => format!("a captive portal answered ({url})"),
+                    None if v.results.is_empty() => {
+                        "no interface has a usable default route to probe".to_owned()
+                    }
+                    None => format!("the probes say {}", v.internet),
+                };
+                eprintln!(
+                    "netreach: timed out after {}: internet access not verified: {detail}",
+                    humantime::format_duration(timeout)
+                );
+                Ok(ExitCode::from(1))
+            }
+        };
     }
     let status = StatusMonitor::new(&monitor, config);
     match status.wait_until(Some(timeout), |c| cond.holds(c)) {

@@ -5,15 +5,18 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::mpsc;
 
-use netreach::{Monitor, Netns, Notification, StatusMonitor, StatusNotification};
+use netreach::{Monitor, Netns, Notification, ProbeConfig, StatusMonitor, StatusNotification};
 
 use crate::Outcome;
 use crate::cli::RuleArgs;
 use crate::output::{human, json};
 
-pub fn run(netns: &Netns, as_json: bool, rules: &RuleArgs) -> Outcome {
+pub fn run(netns: &Netns, as_json: bool, rules: &RuleArgs, probe: Option<ProbeConfig>) -> Outcome {
     let monitor = Monitor::in_netns(netns.clone())?;
-    let status = StatusMonitor::new(&monitor, super::config(rules));
+    let status = match probe {
+        Some(p) => StatusMonitor::with_probe(&monitor, super::config(rules), p),
+        None => StatusMonitor::new(&monitor, super::config(rules)),
+    };
     let mut status_sub = status.subscribe();
     let mut sub = monitor.subscribe();
     let mut names = json::Names::default();
@@ -76,6 +79,19 @@ pub fn run(netns: &Netns, as_json: bool, rules: &RuleArgs) -> Outcome {
                     "{} connectivity: {change}",
                     humantime::format_rfc3339_millis(*time)
                 ),
+                StatusNotification::Verified {
+                    seq,
+                    time,
+                    change,
+                    verification,
+                    ..
+                } if as_json => {
+                    serde_json::to_string(&json::ProbeLine::new(*seq, *time, change, verification))
+                        .unwrap_or_default()
+                }
+                StatusNotification::Verified { time, change, .. } => {
+                    format!("{} {change}", humantime::format_rfc3339_millis(*time))
+                }
                 _ => continue,
             };
             if tx2.send(line).is_err() {

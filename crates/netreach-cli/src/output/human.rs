@@ -120,3 +120,14 @@ pub fn connectivity(out: &mut impl Write, c: &Connectivity) -> io::Result<()> {
     )?;
     writeln!(out)
 }
+
+/// Probe verdicts, one line each, then a blank line.
+pub fn probes(out: &mut impl Write, results: &[netreach::probe::ProbeResult]) -> io::Result<()> {
+    if results.is_empty() {
+        writeln!(out, "Probes: no interface to probe")?;
+    }
+    for r in results {
+        writeln!(out, "Probe: {r}")?;
+    }
+    writeln!(out)
+}

@@ -8,7 +8,9 @@ use std::net::IpAddr;
 use std::time::SystemTime;
 
 use netreach::core::connectivity::{Connectivity, ConnectivityChange};
+use netreach::probe::{ProbeResult, ProbeVerdict};
 use netreach::{Address, AddressFlags, Event, Interface, Notification, Route, Rule, Snapshot};
+use netreach::{Verification, VerificationChange};
 use serde::Serialize;
 
 /// Interface names by index, kept across removals so events about a removed interface still
@@ -41,6 +43,8 @@ impl Names {
 pub struct Status<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     connectivity: Option<ConnectivityJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification: Option<ProbeReport<'a>>,
     interfaces: Vec<InterfaceJson<'a>>,
     routes: Vec<RouteJson<'a>>,
     rules: Vec<&'a Rule>,
@@ -52,6 +56,7 @@ impl<'a> Status<'a> {
         names.learn(snap);
         Status {
             connectivity: None,
+            verification: None,
             interfaces: snap
                 .interfaces()
                 .map(|i| InterfaceJson {
@@ -65,9 +70,14 @@ impl<'a> Status<'a> {
     }
 }
 
-impl Status<'_> {
+impl<'a> Status<'a> {
     pub fn with_connectivity(mut self, c: &Connectivity) -> Self {
         self.connectivity = Some(ConnectivityJson::from(c));
+        self
+    }
+
+    pub fn with_probes(mut self, results: &'a [ProbeResult]) -> Self {
+        self.verification = Some(ProbeReport::new(results));
         self
     }
 }
@@ -94,6 +104,88 @@ impl From<&Connectivity> for ConnectivityJson {
             primary_interface: c.primary_interface().map(str::to_owned),
             medium: c.medium().map(|m| m.as_str()),
             metered: c.is_metered(),
+        }
+    }
+}
+
+/// `probe --json` and the `verification` of `status --probe --json`: the summary and every
+/// result.
+#[derive(Serialize)]
+pub struct ProbeReport<'a> {
+    internet: &'static str,
+    ipv4: &'static str,
+    ipv6: &'static str,
+    portal_url: Option<&'a str>,
+    results: &'a [ProbeResult],
+}
+
+impl<'a> ProbeReport<'a> {
+    pub fn new(results: &'a [ProbeResult]) -> ProbeReport<'a> {
+        let best = |f: Option<netreach::Family>| {
+            results
+                .iter()
+                .filter(|r| f.is_none_or(|f| r.family == f))
+                .map(|r| match r.verdict {
+                    ProbeVerdict::Full => 4,
+                    ProbeVerdict::Portal { .. } => 3,
+                    ProbeVerdict::Limited { .. } => 2,
+                    _ => 1,
+                })
+                .max()
+                .map_or("unverified", |n| {
+                    ["", "none", "limited", "portal", "full"][n]
+                })
+        };
+        ProbeReport {
+            internet: best(None),
+            ipv4: best(Some(netreach::Family::Ipv4)),
+            ipv6: best(Some(netreach::Family::Ipv6)),
+            portal_url: results.iter().find_map(|r| r.verdict.portal_url()),
+            results,
+        }
+    }
+}
+
+/// One `probe_changed` line of `watch --probe --json`.
+#[derive(Serialize)]
+pub struct ProbeLine<'a> {
+    seq: u64,
+    time: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    interface: &'a str,
+    family: netreach::Family,
+    old: Option<&'static str>,
+    new: Option<&'static str>,
+    reason: Option<String>,
+    portal_url: Option<&'a str>,
+    latency_ms: Option<u128>,
+    verification: &'a Verification,
+}
+
+impl<'a> ProbeLine<'a> {
+    pub fn new(
+        seq: u64,
+        time: SystemTime,
+        change: &'a VerificationChange,
+        verification: &'a Verification,
+    ) -> ProbeLine<'a> {
+        ProbeLine {
+            seq,
+            time: rfc3339(time),
+            kind: "probe_changed",
+            interface: &change.interface,
+            family: change.family,
+            old: change.old.as_ref().map(|v| v.as_str()),
+            new: change.new.as_ref().map(|v| v.as_str()),
+            reason: change
+                .new
+                .as_ref()
+                .and_then(|v| v.reason())
+                .map(|r| r.to_string()),
+            portal_url: change.new.as_ref().and_then(|v| v.portal_url()),
+            latency_ms: change.result.as_ref().map(|r| r.latency.as_millis()),
+            verification,
         }
     }
 }

@@ -60,7 +60,7 @@ use serde::{Serialize, Serializer};
 pub use config::{ConnectivityConfig, Pattern, PatternError};
 pub use medium::{Medium, medium_hint_from_sysfs};
 pub use reason::Reason;
-pub use rules::evaluate;
+pub use rules::{evaluate, internet_interfaces};
 pub use tracker::{ConnectivityChange, LevelChange, PrimaryChange, StatusTracker};
 
 use crate::model::Family;

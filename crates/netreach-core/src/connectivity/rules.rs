@@ -22,6 +22,29 @@ pub fn evaluate(snapshot: &Snapshot, config: &ConnectivityConfig) -> Connectivit
     Evaluation::of(snapshot, config).connectivity
 }
 
+/// The interfaces that give `family` the `internet` level: each is the output interface of a
+/// usable default route (empty below `internet`). These are what an HTTP probe verifies.
+///
+/// ```
+/// use netreach_core::connectivity::{ConnectivityConfig, internet_interfaces};
+/// use netreach_core::{Family, Snapshot};
+///
+/// let none = internet_interfaces(&Snapshot::new(), &ConnectivityConfig::new(), Family::Ipv4);
+/// assert!(none.is_empty());
+/// ```
+pub fn internet_interfaces(
+    snapshot: &Snapshot,
+    config: &ConnectivityConfig,
+    family: Family,
+) -> BTreeSet<u32> {
+    let result = Rules { snapshot, config }.family(family);
+    if result.level == Level::Internet {
+        result.interfaces
+    } else {
+        BTreeSet::new()
+    }
+}
+
 /// An evaluation with the detail the tracker needs to explain changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Evaluation {
