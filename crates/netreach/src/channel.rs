@@ -90,8 +90,13 @@ impl<T: Clone> Broadcast<T> {
         }
     }
 
-    /// A new receiver whose queue starts with `first`.
-    pub(crate) fn subscribe(self: &Arc<Self>, capacity: usize, first: T) -> Receiver<T> {
+    /// A new receiver whose queue starts with `first`; after a lag it yields `on_lag()`.
+    pub(crate) fn subscribe(
+        self: &Arc<Self>,
+        capacity: usize,
+        first: T,
+        on_lag: impl Fn() -> T + Send + Sync + 'static,
+    ) -> Receiver<T> {
         let mut st = lock(&self.state);
         let slot = Arc::new(Slot {
             queue: Mutex::new(Queue {
@@ -112,6 +117,7 @@ impl<T: Clone> Broadcast<T> {
             channel: self.clone(),
             id,
             slot,
+            on_lag: Box::new(on_lag),
         }
     }
 
@@ -132,15 +138,63 @@ impl<T> Slot<T> {
     }
 }
 
-/// The receiving side. Dropping it unsubscribes.
-#[derive(Debug)]
+/// The receiving side, for blocking code and any async runtime (it is a
+/// [`futures_core::Stream`]). A lag is turned into the owner's catch-up item. Dropping it
+/// unsubscribes.
 pub(crate) struct Receiver<T> {
     channel: Arc<Broadcast<T>>,
     id: u64,
     slot: Arc<Slot<T>>,
+    on_lag: Box<dyn Fn() -> T + Send + Sync>,
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<T> Receiver<T> {
+    /// `Some(Some(item))`, `Some(None)` for nothing yet, `None` at the end.
+    fn item(&self, r: Received<T>) -> Option<Option<T>> {
+        match r {
+            Received::Item(i) => Some(Some(i)),
+            Received::Lagged => Some(Some((self.on_lag)())),
+            Received::Empty => Some(None),
+            Received::Closed => None,
+        }
+    }
+
+    /// The next item, waiting as long as it takes; `None` at the end.
+    pub(crate) fn recv(&self) -> Option<T> {
+        self.item(self.recv_deadline(None)).flatten()
+    }
+
+    /// The next item, waiting at most `timeout`; `None` on timeout or at the end.
+    pub(crate) fn recv_timeout(&self, timeout: std::time::Duration) -> Option<T> {
+        let deadline = Instant::now().checked_add(timeout);
+        self.item(self.recv_deadline(deadline)).flatten()
+    }
+
+    /// The next item without waiting: `Ok(None)` when nothing is pending, an error at the end.
+    pub(crate) fn try_recv(&self) -> Result<Option<T>, crate::Error> {
+        self.item(self.try_recv_raw()).ok_or(crate::Error::Stopped)
+    }
+
+    /// For `Stream::poll_next`.
+    pub(crate) fn poll_next_item(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        match self.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(r) => match self.item(r) {
+                Some(Some(i)) => Poll::Ready(Some(i)),
+                Some(None) => Poll::Pending,
+                None => Poll::Ready(None),
+            },
+        }
+    }
+
     fn take(q: &mut Queue<T>) -> Received<T> {
         if q.lagged {
             q.lagged = false;
@@ -153,7 +207,7 @@ impl<T> Receiver<T> {
         }
     }
 
-    pub(crate) fn try_recv(&self) -> Received<T> {
+    pub(crate) fn try_recv_raw(&self) -> Received<T> {
         Self::take(&mut lock(&self.slot.queue))
     }
 
@@ -213,14 +267,22 @@ mod tests {
     #[test]
     fn lag_is_reported_once_then_delivery_resumes() {
         let ch = Arc::new(Broadcast::new());
-        let rx = ch.subscribe(2, 0);
+        let rx = ch.subscribe(2, 0, || -1);
         for i in 1..=5 {
             ch.send(i);
         }
-        assert!(matches!(rx.try_recv(), Received::Lagged));
-        assert!(matches!(rx.try_recv(), Received::Empty));
+        assert!(matches!(rx.try_recv_raw(), Received::Lagged));
+        assert!(matches!(rx.try_recv_raw(), Received::Empty));
         ch.send(6);
-        assert!(matches!(rx.try_recv(), Received::Item(6)));
+        assert!(matches!(rx.try_recv_raw(), Received::Item(6)));
+        for i in 7..=10 {
+            ch.send(i);
+        }
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Some(-1),
+            "a lag yields the owner's item"
+        );
         drop(rx);
         assert_eq!(ch.receivers(), 0);
     }
@@ -228,7 +290,7 @@ mod tests {
     #[test]
     fn close_ends_after_draining() {
         let ch = Arc::new(Broadcast::new());
-        let rx = ch.subscribe(8, 0);
+        let rx = ch.subscribe(8, 0, || -1);
         ch.send(1);
         ch.close();
         assert!(matches!(rx.recv_deadline(None), Received::Item(0)));

@@ -20,7 +20,7 @@ use netreach_core::reach::{
     reason_for_errno, route_lookup_request,
 };
 
-use crate::channel::{Broadcast, Received, Receiver};
+use crate::channel::{Broadcast, Receiver};
 use crate::driver::{Cx, Extension};
 use crate::subscription::lock;
 use crate::sys::imp::netlink::{NlSocket, RECV_BUF};
@@ -220,6 +220,9 @@ impl ConnectionMonitor {
                 ReachNotification::Ready {
                     time: SystemTime::now(),
                     targets,
+                },
+                || ReachNotification::Lagged {
+                    time: SystemTime::now(),
                 },
             ),
         }
@@ -494,30 +497,19 @@ pub struct ReachSubscription {
 }
 
 impl ReachSubscription {
-    fn convert(r: Received<ReachNotification>) -> Option<Option<ReachNotification>> {
-        match r {
-            Received::Item(n) => Some(Some(n)),
-            Received::Lagged => Some(Some(ReachNotification::Lagged {
-                time: SystemTime::now(),
-            })),
-            Received::Empty => Some(None),
-            Received::Closed => None,
-        }
-    }
-
     /// The next item, waiting as long as it takes; `None` when the monitor has stopped.
     pub fn recv(&mut self) -> Option<ReachNotification> {
-        Self::convert(self.rx.recv_deadline(None)).flatten()
+        self.rx.recv()
     }
 
     /// The next item, waiting at most `timeout`; `None` on timeout or when stopped.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Option<ReachNotification> {
-        Self::convert(self.rx.recv_deadline(Instant::now().checked_add(timeout))).flatten()
+        self.rx.recv_timeout(timeout)
     }
 
     /// The next item without waiting: `Ok(None)` when nothing is pending.
     pub fn try_recv(&mut self) -> Result<Option<ReachNotification>, Error> {
-        Self::convert(self.rx.try_recv()).ok_or(Error::Stopped)
+        self.rx.try_recv()
     }
 }
 
@@ -525,13 +517,6 @@ impl futures_core::Stream for ReachSubscription {
     type Item = ReachNotification;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ReachNotification>> {
-        match self.rx.poll_recv(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(r) => match Self::convert(r) {
-                Some(Some(n)) => Poll::Ready(Some(n)),
-                Some(None) => Poll::Pending,
-                None => Poll::Ready(None),
-            },
-        }
+        self.rx.poll_next_item(cx)
     }
 }

@@ -16,7 +16,7 @@ use netreach_core::connectivity::{
 };
 use netreach_core::{Event, Snapshot};
 
-use crate::channel::{Broadcast, Received, Receiver};
+use crate::channel::{Broadcast, Receiver};
 use crate::driver::{Cx, Extension, Poker};
 use crate::subscription::lock;
 use crate::verify::{ProbeConfig, Verification, VerificationChange, Verified, Verifier};
@@ -197,11 +197,16 @@ impl StatusMonitor {
     /// A stream of connectivity changes: first the current state, then each real change.
     pub fn subscribe(&self) -> StatusSubscription {
         let current = self.connectivity();
+        let shared = self.shared.clone();
         let rx = self.shared.changes.subscribe(
             QUEUE,
             StatusNotification::Ready {
                 time: SystemTime::now(),
                 connectivity: current,
+            },
+            move || StatusNotification::Lagged {
+                time: SystemTime::now(),
+                connectivity: lock(&shared.current).0.clone(),
             },
         );
         StatusSubscription {
@@ -397,33 +402,19 @@ pub struct StatusSubscription {
 }
 
 impl StatusSubscription {
-    fn convert(&self, r: Received<StatusNotification>) -> Option<Option<StatusNotification>> {
-        match r {
-            Received::Item(n) => Some(Some(n)),
-            Received::Lagged => Some(Some(StatusNotification::Lagged {
-                time: SystemTime::now(),
-                connectivity: lock(&self.shared.current).0.clone(),
-            })),
-            Received::Empty => Some(None),
-            Received::Closed => None,
-        }
-    }
-
     /// The next item, waiting as long as it takes; `None` when the monitor has stopped.
     pub fn recv(&mut self) -> Option<StatusNotification> {
-        self.convert(self.rx.recv_deadline(None)).flatten()
+        self.rx.recv()
     }
 
     /// The next item, waiting at most `timeout`; `None` on timeout or when stopped.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Option<StatusNotification> {
-        let deadline = Instant::now().checked_add(timeout);
-        self.convert(self.rx.recv_deadline(deadline)).flatten()
+        self.rx.recv_timeout(timeout)
     }
 
     /// The next item without waiting: `Ok(None)` when nothing is pending.
     pub fn try_recv(&mut self) -> Result<Option<StatusNotification>, crate::Error> {
-        self.convert(self.rx.try_recv())
-            .ok_or(crate::Error::Stopped)
+        self.rx.try_recv()
     }
 
     /// The connectivity now.
@@ -436,14 +427,6 @@ impl futures_core::Stream for StatusSubscription {
     type Item = StatusNotification;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StatusNotification>> {
-        let this = self.get_mut();
-        match this.rx.poll_recv(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(r) => match this.convert(r) {
-                Some(Some(n)) => Poll::Ready(Some(n)),
-                Some(None) => Poll::Pending,
-                None => Poll::Ready(None),
-            },
-        }
+        self.rx.poll_next_item(cx)
     }
 }
