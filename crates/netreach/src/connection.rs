@@ -479,6 +479,13 @@ impl Extension for ConnExtension {
         self.drive(cx);
     }
 
+    fn on_resync(&mut self, cx: &mut Cx<'_>) {
+        // Lost notifications may hide a change no diff shows (a route's nexthop flags): look
+        // every target up again; only real changes are reported.
+        lock(&self.shared.tracker).refresh_all();
+        self.drive(cx);
+    }
+
     fn is_detached(&self) -> bool {
         Arc::strong_count(&self.shared) == 1
     }

@@ -84,6 +84,10 @@ pub(crate) trait Extension: Send {
     }
     /// A deadline from [`Extension::poll_timeout`] has passed.
     fn on_timeout(&mut self, _cx: &mut Cx<'_>, _now: Instant) {}
+    /// Kernel notifications were lost and the state was dumped again (the differences were
+    /// just passed to [`Extension::on_batch`]): anything learnt from the kernel other than
+    /// the model, such as route lookups, may be stale.
+    fn on_resync(&mut self, _cx: &mut Cx<'_>) {}
 }
 
 /// Lets another thread (a probe worker) wake the driver so its extensions look at their
@@ -143,6 +147,17 @@ impl DriverState {
                 };
                 ext.on_timeout(&mut cx, now);
             }
+        }
+    }
+
+    fn run_resync(&mut self) {
+        for ext in &mut self.extensions {
+            let mut cx = Cx {
+                snapshot: &self.snapshot,
+                requests: &mut self.requests,
+                poker: &self.poker,
+            };
+            ext.on_resync(&mut cx);
         }
     }
 
@@ -366,5 +381,8 @@ impl Driver {
             resynced,
         });
         self.state.run_extensions(events, false);
+        if resynced {
+            self.state.run_resync();
+        }
     }
 }
