@@ -105,6 +105,8 @@ impl Poker {
 /// What an extension may use: the current state, the request socket, a way to be woken.
 pub(crate) struct Cx<'a> {
     pub(crate) snapshot: &'a Snapshot,
+    /// Sequence number of the last model change published: what `snapshot` includes.
+    pub(crate) seq: u64,
     pub(crate) requests: &'a mut NlSocket,
     pub(crate) poker: &'a Poker,
 }
@@ -115,6 +117,8 @@ pub(crate) struct DriverState {
     pub(crate) snapshot: Arc<Snapshot>,
     pub(crate) extensions: Vec<Box<dyn Extension>>,
     poker: Poker,
+    /// Sequence number of the last model change published.
+    seq: u64,
 }
 
 impl DriverState {
@@ -122,6 +126,7 @@ impl DriverState {
     pub(crate) fn attach(&mut self, mut ext: Box<dyn Extension>) {
         let mut cx = Cx {
             snapshot: &self.snapshot,
+            seq: self.seq,
             requests: &mut self.requests,
             poker: &self.poker,
         };
@@ -142,6 +147,7 @@ impl DriverState {
             if ext.poll_timeout().is_some_and(|d| d <= now) {
                 let mut cx = Cx {
                     snapshot: &self.snapshot,
+                    seq: self.seq,
                     requests: &mut self.requests,
                     poker: &self.poker,
                 };
@@ -154,6 +160,7 @@ impl DriverState {
         for ext in &mut self.extensions {
             let mut cx = Cx {
                 snapshot: &self.snapshot,
+                seq: self.seq,
                 requests: &mut self.requests,
                 poker: &self.poker,
             };
@@ -166,6 +173,7 @@ impl DriverState {
         for ext in &mut self.extensions {
             let mut cx = Cx {
                 snapshot: &self.snapshot,
+                seq: self.seq,
                 requests: &mut self.requests,
                 poker: &self.poker,
             };
@@ -205,6 +213,7 @@ impl Driver {
                 snapshot: hub.snapshot(),
                 extensions: Vec::new(),
                 poker: Poker(shared.clone()),
+                seq: 0,
             },
             hub,
             shared,
@@ -380,6 +389,7 @@ impl Driver {
             events,
             resynced,
         });
+        self.state.seq = self.seq;
         self.state.run_extensions(events, false);
         if resynced {
             self.state.run_resync();

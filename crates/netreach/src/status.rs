@@ -40,6 +40,9 @@ pub enum StatusNotification {
     Changed {
         /// Sequence number, increasing by one per change of this status monitor.
         seq: u64,
+        /// The sequence number of the last model change ([`crate::Notification`]) this one
+        /// accounts for: a change is caused by model changes up to this one.
+        model_seq: u64,
         /// When the monitor learnt of it.
         time: SystemTime,
         /// What changed and why.
@@ -51,6 +54,8 @@ pub enum StatusNotification {
     Verified {
         /// Sequence number, shared with `Changed`.
         seq: u64,
+        /// The sequence number of the last model change when the verdict came.
+        model_seq: u64,
         /// When the verdict came.
         time: SystemTime,
         /// What changed.
@@ -293,7 +298,13 @@ struct StatusExtension {
 
 impl StatusExtension {
     /// Takes in probe verdicts and starts the probes that are due; publishes what changed.
-    fn verify(&mut self, snapshot: &Snapshot, events: Option<&[Event]>, poker: &Poker) {
+    fn verify(
+        &mut self,
+        snapshot: &Snapshot,
+        model_seq: u64,
+        events: Option<&[Event]>,
+        poker: &Poker,
+    ) {
         let Some(v) = &mut self.verifier else {
             return;
         };
@@ -319,6 +330,7 @@ impl StatusExtension {
             tracing::info!(%change, "probe verdict changed");
             self.shared.changes.send(StatusNotification::Verified {
                 seq,
+                model_seq,
                 time,
                 change,
                 verification: verification.clone(),
@@ -327,7 +339,7 @@ impl StatusExtension {
         }
     }
 
-    fn update(&mut self, snapshot: &Snapshot, events: &[Event]) {
+    fn update(&mut self, snapshot: &Snapshot, model_seq: u64, events: &[Event]) {
         if self.sysfs {
             for e in events {
                 if let Event::InterfaceAdded(i) = e {
@@ -351,6 +363,7 @@ impl StatusExtension {
             tracing::info!(%change, "connectivity changed");
             self.shared.changes.send(StatusNotification::Changed {
                 seq,
+                model_seq,
                 time,
                 change,
                 connectivity,
@@ -364,12 +377,12 @@ impl StatusExtension {
 
 impl Extension for StatusExtension {
     fn on_batch(&mut self, cx: &mut Cx<'_>, events: &[Event]) {
-        self.update(cx.snapshot, events);
-        self.verify(cx.snapshot, Some(events), cx.poker);
+        self.update(cx.snapshot, cx.seq, events);
+        self.verify(cx.snapshot, cx.seq, Some(events), cx.poker);
     }
 
     fn on_poke(&mut self, cx: &mut Cx<'_>) {
-        self.verify(cx.snapshot, None, cx.poker);
+        self.verify(cx.snapshot, cx.seq, None, cx.poker);
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -377,7 +390,7 @@ impl Extension for StatusExtension {
     }
 
     fn on_timeout(&mut self, cx: &mut Cx<'_>, _now: Instant) {
-        self.verify(cx.snapshot, None, cx.poker);
+        self.verify(cx.snapshot, cx.seq, None, cx.poker);
     }
 
     fn is_detached(&self) -> bool {
