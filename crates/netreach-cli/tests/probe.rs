@@ -129,3 +129,53 @@ fn wait_online_verified_waits_for_full() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn watch_probe_reports_verdict_changes() {
+    use std::io::{BufRead, BufReader};
+    let lab = Lab::new();
+    let _a = serve(&lab, 0, NO_CONTENT);
+    let _b = serve(&lab, 1, PORTAL);
+    let url = format!("http://{ENDPOINT_V4}/generate_204");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netreach"))
+        .args([
+            "--netns",
+            lab.client.name(),
+            "watch",
+            "--json",
+            "--probe",
+            "--url",
+            &url,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut verdicts = std::collections::BTreeMap::new();
+    let end = Instant::now() + Duration::from_secs(20);
+    while verdicts.len() < 2 {
+        let l = rx
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+            .expect("probe_changed lines");
+        let v: Value = serde_json::from_str(&l).unwrap();
+        if v["type"] == "probe_changed" && v["family"] == "ipv4" {
+            assert!(v["seq"].is_u64() && v["time"].is_string());
+            verdicts.insert(
+                v["interface"].as_str().unwrap().to_owned(),
+                v["new"].clone(),
+            );
+        }
+    }
+    assert_eq!(verdicts["up0"], "full");
+    assert_eq!(verdicts["up1"], "portal");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

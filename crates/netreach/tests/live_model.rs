@@ -282,6 +282,50 @@ fn burst_while_subscriber_sleeps_ends_in_the_kernels_state() {
     );
 }
 
+/// A monitor started in the middle of a burst: the kernel's tables change under its dump
+/// (`NLM_F_DUMP_INTR`, redone) and between its subscription and its dump (queued, applied
+/// after). Nothing may be lost either way.
+#[test]
+fn start_during_a_burst_misses_nothing() {
+    let ns = Ns::new("midburst");
+    // Not "ma": ip would read it as an abbreviation of "master".
+    ns.veth("mid0", "mid1");
+    ns.ip("link set mid0 up");
+    let mut add = String::new();
+    for i in 0..6_000u32 {
+        add.push_str(&format!(
+            "addr add 2001:db8:9::{:x}/128 dev mid0 nodad\n",
+            i + 1
+        ));
+        if i % 3 == 0 {
+            add.push_str(&format!(
+                "route add 198.19.{}.{}/32 dev mid0\n",
+                i / 250,
+                i % 250
+            ));
+        }
+    }
+    let path = std::env::temp_dir().join(format!("{}-batch", ns.name));
+    std::fs::write(&path, add).unwrap();
+    let mut burst = std::process::Command::new("ip")
+        .args(["-n", &ns.name, "-batch"])
+        .arg(&path)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let monitors: Vec<_> = (0..3)
+        .map(|_| Monitor::in_netns(ns.netns()).expect("monitor"))
+        .collect();
+    assert!(burst.wait().unwrap().success());
+    let _ = std::fs::remove_file(path);
+    for m in &monitors {
+        wait_until("each monitor to reach the kernel's state", SETTLE, || {
+            matches_kernel(&ns, &m.snapshot())
+        });
+    }
+    assert_matches_kernel(&ns, &monitors[0].snapshot());
+}
+
 /// Forcing socket overflow with a tiny receive buffer: the monitor resyncs and still ends in
 /// the kernel's state, and says so with a `Resynced` marker.
 #[test]
