@@ -161,7 +161,10 @@ impl Hub {
     /// Returns the sequence number of the last event.
     pub(crate) fn publish(&self, batch: Batch<'_>) -> u64 {
         let mut st = lock(&self.state);
-        st.snapshot = batch.snapshot.clone();
+        // The monitor's copy-on-write usually leaves the hub with the last reference to the
+        // previous state: freeing it takes a while with many interfaces (0.5 ms at 10,000),
+        // so it happens after the subscribers were told and the lock is released.
+        let previous = std::mem::replace(&mut st.snapshot, batch.snapshot.clone());
         for slot in st.subscribers.iter().map(|(_, s)| s) {
             let mut q = lock(&slot.queue);
             let mut seq = batch.first_seq;
@@ -182,7 +185,10 @@ impl Hub {
             slot.notify(q);
         }
         st.seq = batch.first_seq + batch.events.len() as u64;
-        st.seq
+        let seq = st.seq;
+        drop(st);
+        drop(previous);
+        seq
     }
 
     /// Marks the hub closed: subscribers drain what they have, then see the end.
