@@ -5,6 +5,7 @@
 //! repeats what the snapshot already holds yields no event. That makes "dump again and diff" a
 //! safe answer to any doubt (see [`crate::diff`]).
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::Serialize;
@@ -37,41 +38,69 @@ pub enum Update {
     DelRule(Rule),
 }
 
-/// Which families' routes must be dumped again because the kernel changed them without a
-/// notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which routes of one family must be dumped again.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Refresh {
+    /// None.
+    #[default]
+    Nothing,
+    /// Those through these interfaces (a dump filtered by output interface).
+    Interfaces(BTreeSet<u32>),
+    /// All of them.
+    All,
+}
+
+impl Refresh {
+    fn via(index: u32) -> Refresh {
+        Refresh::Interfaces(BTreeSet::from([index]))
+    }
+
+    /// Widens this refresh to cover `other` too.
+    pub fn merge(&mut self, other: Refresh) {
+        *self = match (std::mem::take(self), other) {
+            (Refresh::All, _) | (_, Refresh::All) => Refresh::All,
+            (Refresh::Nothing, x) | (x, Refresh::Nothing) => x,
+            (Refresh::Interfaces(mut a), Refresh::Interfaces(b)) => {
+                a.extend(b);
+                Refresh::Interfaces(a)
+            }
+        };
+    }
+}
+
+/// Which routes must be dumped again because the kernel changed them without a notification.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RouteRefresh {
     /// IPv4 routes.
-    pub ipv4: bool,
+    pub ipv4: Refresh,
     /// IPv6 routes.
-    pub ipv6: bool,
+    pub ipv6: Refresh,
 }
 
 impl RouteRefresh {
-    /// Both families.
-    pub const BOTH: RouteRefresh = RouteRefresh {
-        ipv4: true,
-        ipv6: true,
-    };
+    fn both(r: Refresh) -> RouteRefresh {
+        RouteRefresh {
+            ipv4: r.clone(),
+            ipv6: r,
+        }
+    }
 
     /// Nothing to refresh.
-    pub fn is_empty(self) -> bool {
-        !self.ipv4 && !self.ipv6
+    pub fn is_empty(&self) -> bool {
+        self.ipv4 == Refresh::Nothing && self.ipv6 == Refresh::Nothing
     }
 
-    /// The families to refresh.
-    pub fn families(self) -> impl Iterator<Item = Family> {
-        [(self.ipv4, Family::Ipv4), (self.ipv6, Family::Ipv6)]
+    /// Widens this refresh to cover `other` too.
+    pub fn merge(&mut self, other: RouteRefresh) {
+        self.ipv4.merge(other.ipv4);
+        self.ipv6.merge(other.ipv6);
+    }
+
+    /// What to refresh, per family.
+    pub fn families(self) -> impl Iterator<Item = (Family, Refresh)> {
+        [(Family::Ipv4, self.ipv4), (Family::Ipv6, self.ipv6)]
             .into_iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, f)| f)
-    }
-}
-
-impl std::ops::BitOrAssign for RouteRefresh {
-    fn bitor_assign(&mut self, rhs: RouteRefresh) {
-        self.ipv4 |= rhs.ipv4;
-        self.ipv6 |= rhs.ipv6;
+            .filter(|(_, r)| *r != Refresh::Nothing)
     }
 }
 
@@ -79,23 +108,29 @@ impl Update {
     /// Which routes the kernel may have changed without telling, so that the driver dumps them
     /// again and applies the difference:
     ///
-    /// - an interface going administratively down or away: the kernel flushes its IPv4 routes
-    ///   and sends no `RTM_DELROUTE`;
+    /// - an interface going administratively down: the kernel flushes its IPv4 routes and
+    ///   sends no `RTM_DELROUTE` (only that interface's routes are dumped again);
     /// - an interface gaining or losing carrier: the kernel sets or clears the `linkdown` flag
-    ///   of its IPv4 and IPv6 routes and sends nothing (not even `ip monitor` sees it);
-    /// - an IPv4 address removed: routes using it as source are flushed silently.
+    ///   of its IPv4 and IPv6 routes and sends nothing, not even to `ip monitor` (only that
+    ///   interface's routes);
+    /// - an interface going away: multipath routes may keep their other hops (all routes, as
+    ///   a dump cannot be filtered by an interface that no longer exists);
+    /// - an IPv4 address removed: routes using it as source are flushed silently (all IPv4
+    ///   routes).
     pub fn route_refresh_needed(&self, before: &Snapshot) -> RouteRefresh {
         match self {
-            Update::DelLink(index) if before.interface(*index).is_some() => RouteRefresh::BOTH,
+            Update::DelLink(index) if before.interface(*index).is_some() => {
+                RouteRefresh::both(Refresh::All)
+            }
             Update::NewLink(new) => match before.interface(new.index) {
                 Some(old) if (old.admin_up && !new.admin_up) || old.carrier != new.carrier => {
-                    RouteRefresh::BOTH
+                    RouteRefresh::both(Refresh::via(new.index))
                 }
                 _ => RouteRefresh::default(),
             },
             Update::DelAddress(a) if a.family() == Family::Ipv4 => RouteRefresh {
-                ipv4: true,
-                ipv6: false,
+                ipv4: Refresh::All,
+                ipv6: Refresh::Nothing,
             },
             _ => RouteRefresh::default(),
         }
@@ -384,18 +419,38 @@ impl Snapshot {
     /// Replaces the routes of `family` with a fresh dump of them and returns the differences
     /// (removals first), without copying the rest of the snapshot.
     pub fn sync_routes(&mut self, family: Family, routes: Vec<Route>) -> Vec<Event> {
+        self.sync_routes_where(family, routes, |_| true)
+    }
+
+    /// Like [`Snapshot::sync_routes`] for the routes through interface `index` only (the
+    /// answer to a dump filtered by output interface).
+    pub fn sync_interface_routes(
+        &mut self,
+        family: Family,
+        index: u32,
+        routes: Vec<Route>,
+    ) -> Vec<Event> {
+        self.sync_routes_where(family, routes, |r| r.uses_interface(index))
+    }
+
+    fn sync_routes_where(
+        &mut self,
+        family: Family,
+        routes: Vec<Route>,
+        in_scope: impl Fn(&Route) -> bool,
+    ) -> Vec<Event> {
         use std::collections::BTreeMap;
         let fresh: BTreeMap<_, _> = routes
             .into_iter()
-            .filter(|r| r.family == family)
+            .filter(|r| r.family == family && in_scope(r))
             .map(|r| (r.key(), r))
             .collect();
         let mut events = Vec::new();
         let stale: Vec<_> = self
             .routes
-            .keys()
-            .filter(|k| k.family == family && !fresh.contains_key(*k))
-            .cloned()
+            .iter()
+            .filter(|(k, r)| k.family == family && in_scope(r) && !fresh.contains_key(*k))
+            .map(|(k, _)| k.clone())
             .collect();
         for k in stale {
             if let Some(r) = self.routes.remove(&k) {
@@ -670,8 +725,14 @@ mod tests {
             s.sync_routes(Family::Ipv4, vec![b.clone()]),
             [Event::RouteRemoved(a)]
         );
-        assert!(s.sync_routes(Family::Ipv4, vec![b]).is_empty());
+        assert!(s.sync_routes(Family::Ipv4, vec![b.clone()]).is_empty());
         assert_eq!(s.routes().count(), 2, "IPv6 routes are untouched");
+        // An interface-filtered dump only touches that interface's routes.
+        assert!(s.sync_interface_routes(Family::Ipv4, 2, vec![]).is_empty());
+        assert_eq!(
+            s.sync_interface_routes(Family::Ipv4, 3, vec![]),
+            [Event::RouteRemoved(b)]
+        );
     }
 
     #[test]
@@ -681,28 +742,34 @@ mod tests {
         s.apply(Update::NewLink(eth.clone()));
         let mut down = eth.clone();
         down.admin_up = false;
-        assert_eq!(
-            Update::NewLink(down).route_refresh_needed(&s),
-            RouteRefresh::BOTH
-        );
+        let via2 = RouteRefresh::both(Refresh::via(2));
+        assert_eq!(Update::NewLink(down).route_refresh_needed(&s), via2);
         let mut no_carrier = eth.clone();
         no_carrier.carrier = false;
-        assert_eq!(
-            Update::NewLink(no_carrier).route_refresh_needed(&s),
-            RouteRefresh::BOTH
-        );
+        assert_eq!(Update::NewLink(no_carrier).route_refresh_needed(&s), via2);
         let mut mtu = eth.clone();
         mtu.mtu = 9000;
         assert!(Update::NewLink(mtu).route_refresh_needed(&s).is_empty());
         assert!(Update::NewLink(eth).route_refresh_needed(&s).is_empty());
         assert_eq!(
             Update::DelLink(2).route_refresh_needed(&s),
-            RouteRefresh::BOTH
+            RouteRefresh::both(Refresh::All)
         );
         assert!(Update::DelLink(9).route_refresh_needed(&s).is_empty());
         let v6 = Update::DelAddress(addr(2, "2001:db8::1", 64));
         assert!(v6.route_refresh_needed(&s).is_empty());
         let v4 = Update::DelAddress(addr(2, "198.18.0.2", 24)).route_refresh_needed(&s);
-        assert_eq!(v4.families().collect::<Vec<_>>(), [Family::Ipv4]);
+        assert_eq!(
+            v4.clone().families().collect::<Vec<_>>(),
+            [(Family::Ipv4, Refresh::All)]
+        );
+        let mut r = via2.clone();
+        r.merge(RouteRefresh::both(Refresh::via(3)));
+        assert_eq!(r.ipv4, Refresh::Interfaces(BTreeSet::from([2, 3])));
+        r.merge(v4);
+        assert_eq!(
+            (r.ipv4, r.ipv6),
+            (Refresh::All, Refresh::Interfaces(BTreeSet::from([2, 3])))
+        );
     }
 }

@@ -49,7 +49,7 @@ pub use decode::{
     DecodeError, Message, Parsed, decode_message, decode_route_message, parse_datagram,
 };
 pub use diff::diff;
-pub use event::{Event, InterfaceChanges, RouteRefresh, Update};
+pub use event::{Event, InterfaceChanges, Refresh, RouteRefresh, Update};
 pub use flags::AddressFlags;
 pub use model::{
     Address, AddressKey, Family, Interface, LinkKind, MacAddr, NextHop, OperState, Route, RouteKey,

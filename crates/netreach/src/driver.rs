@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime};
 
 use netreach_core::decode::{Parsed, parse_datagram};
-use netreach_core::{Event, RouteRefresh, Snapshot, Update, diff};
+use netreach_core::{Event, Refresh, RouteRefresh, Snapshot, Update, diff};
 use rustix::event::{PollFd, PollFlags, poll};
 
 use crate::Error;
@@ -328,27 +328,30 @@ impl Driver {
         {
             let snap = Arc::make_mut(&mut self.state.snapshot);
             for u in updates {
-                refresh |= u.route_refresh_needed(snap);
+                refresh.merge(u.route_refresh_needed(snap));
                 snap.apply_into(u, &mut events);
             }
         }
-        for family in refresh.families() {
+        for (family, scope) in refresh.families() {
             self.shared
                 .counters
                 .route_refreshes
                 .fetch_add(1, Ordering::Relaxed);
-            let routes = self
-                .state
-                .requests
-                .dump_routes(family)?
-                .into_iter()
-                .filter_map(|u| match u {
-                    Update::NewRoute { route, .. } => Some(route),
-                    _ => None,
-                })
-                .collect();
-            let snap = Arc::make_mut(&mut self.state.snapshot);
-            events.extend(snap.sync_routes(family, routes));
+            let requests = &mut self.state.requests;
+            match scope {
+                Refresh::Interfaces(indexes) => {
+                    for index in indexes {
+                        let routes = requests.dump_interface_routes(family, index)?;
+                        let snap = Arc::make_mut(&mut self.state.snapshot);
+                        events.extend(snap.sync_interface_routes(family, index, routes));
+                    }
+                }
+                _ => {
+                    let routes = requests.dump_routes(family)?;
+                    let snap = Arc::make_mut(&mut self.state.snapshot);
+                    events.extend(snap.sync_routes(family, routes));
+                }
+            }
         }
         self.publish(&events, false);
         Ok(())

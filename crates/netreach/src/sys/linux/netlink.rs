@@ -9,12 +9,12 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::address::AddressMessage;
 use netlink_packet_route::link::LinkMessage;
-use netlink_packet_route::route::RouteMessage;
+use netlink_packet_route::route::{RouteAttribute, RouteMessage};
 use netlink_packet_route::rule::RuleMessage;
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use netreach_core::decode::{Parsed, parse_datagram};
-use netreach_core::{Family, Snapshot, Update};
+use netreach_core::{Family, Route, Snapshot, Update};
 use rustix::io::Errno;
 use rustix::net::RecvFlags;
 
@@ -247,8 +247,11 @@ impl NlSocket {
             snap.load(u);
         }
         for family in [Family::Ipv4, Family::Ipv6] {
-            for u in self.dump_routes(family)? {
-                snap.load(u);
+            for route in self.dump_routes(family)? {
+                snap.load(Update::NewRoute {
+                    route,
+                    replace: false,
+                });
             }
             for u in self.dump(|| get_rule(family), "rule")? {
                 snap.load(u);
@@ -258,9 +261,36 @@ impl NlSocket {
     }
 
     /// The routes of one family, as updates.
-    pub(crate) fn dump_routes(&mut self, family: Family) -> Result<Vec<Update>, Error> {
-        self.dump(|| get_route(family), "route")
+    pub(crate) fn dump_routes(&mut self, family: Family) -> Result<Vec<Route>, Error> {
+        Ok(routes_of(self.dump(|| get_route(family, None), "route")?))
     }
+
+    /// The routes of one family through interface `index` (any of their next hops): the
+    /// kernel filters the dump by `RTA_OIF` (strict checking is on). An interface that is gone
+    /// meanwhile has no routes.
+    pub(crate) fn dump_interface_routes(
+        &mut self,
+        family: Family,
+        index: u32,
+    ) -> Result<Vec<Route>, Error> {
+        match self.dump(|| get_route(family, Some(index)), "route") {
+            Ok(u) => Ok(routes_of(u)),
+            Err(Error::Kernel { source, .. }) if source.raw_os_error() == Some(19) => {
+                Ok(Vec::new()) // ENODEV
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn routes_of(updates: Vec<Update>) -> Vec<Route> {
+    updates
+        .into_iter()
+        .filter_map(|u| match u {
+            Update::NewRoute { route, .. } => Some(route),
+            _ => None,
+        })
+        .collect()
 }
 
 fn af(family: Family) -> AddressFamily {
@@ -270,9 +300,12 @@ fn af(family: Family) -> AddressFamily {
     }
 }
 
-fn get_route(family: Family) -> RouteNetlinkMessage {
+fn get_route(family: Family, oif: Option<u32>) -> RouteNetlinkMessage {
     let mut m = RouteMessage::default();
     m.header.address_family = af(family);
+    if let Some(index) = oif {
+        m.attributes.push(RouteAttribute::Oif(index));
+    }
     RouteNetlinkMessage::GetRoute(m)
 }
 
