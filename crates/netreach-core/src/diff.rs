@@ -3,10 +3,11 @@
 //! Used after a full re-dump (socket overflow, a route refresh) and to merge the pending changes
 //! of a subscriber that fell behind. Applying the result to `old` in order gives `new`.
 
-use std::collections::BTreeMap;
+use imbl::OrdMap;
+use imbl::ordmap::DiffItem;
 
 use crate::event::{Event, InterfaceChanges};
-use crate::model::Snapshot;
+use crate::model::{Route, Snapshot};
 
 /// The events that turn `old` into `new`, in a safe order: routes, then addresses, then
 /// interfaces are removed; then interfaces are added or changed, then addresses, then routes
@@ -21,68 +22,108 @@ use crate::model::Snapshot;
 /// assert!(diff(&new, &new).is_empty());
 /// ```
 pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Event> {
+    // The maps are persistent: `OrdMap::diff` skips the subtrees two snapshots share, so
+    // comparing a state with one a few changes away costs about those changes.
+    let interfaces = Changes::of(&old.interfaces, &new.interfaces);
+    let addresses = Changes::of(&old.addresses, &new.addresses);
+    let routes = Changes::of(&old.routes, &new.routes);
     let mut events = Vec::new();
     // Removals, most dependent first.
-    for r in old.rules.difference(&new.rules) {
+    for r in old.rules.iter().filter(|r| !new.rules.contains(*r)) {
         events.push(Event::RuleRemoved(r.clone()));
     }
-    for_each_removed(&old.routes, &new.routes, |r| {
-        events.push(Event::RouteRemoved(r.clone()))
-    });
-    for_each_removed(&old.addresses, &new.addresses, |a| {
-        events.push(Event::AddressRemoved(a.clone()))
-    });
-    for_each_removed(&old.interfaces, &new.interfaces, |i| {
-        events.push(Event::InterfaceRemoved(i.clone()))
-    });
-    // Additions and changes, least dependent first.
-    for (idx, i) in &new.interfaces {
-        match old.interfaces.get(idx) {
-            None => events.push(Event::InterfaceAdded(i.clone())),
-            Some(o) => {
-                let changes = InterfaceChanges::between(o, i);
-                if !changes.is_empty() {
-                    events.push(Event::InterfaceChanged {
-                        old: o.clone(),
-                        new: i.clone(),
+    events.extend(
+        routes
+            .removed
+            .iter()
+            .map(|r| Event::RouteRemoved((*r).clone())),
+    );
+    events.extend(
+        addresses
+            .removed
+            .iter()
+            .map(|a| Event::AddressRemoved((*a).clone())),
+    );
+    events.extend(
+        interfaces
+            .removed
+            .iter()
+            .map(|i| Event::InterfaceRemoved((*i).clone())),
+    );
+    // Additions and changes, least dependent first, each kind in key order.
+    let mut ifaces: Vec<_> = interfaces
+        .added
+        .iter()
+        .map(|i| (i.index, Event::InterfaceAdded((*i).clone())))
+        .chain(interfaces.updated.iter().filter_map(|(o, i)| {
+            let changes = InterfaceChanges::between(o, i);
+            (!changes.is_empty()).then(|| {
+                (
+                    i.index,
+                    Event::InterfaceChanged {
+                        old: (*o).clone(),
+                        new: (*i).clone(),
                         changes,
-                    });
-                }
-            }
-        }
-    }
-    for (k, a) in &new.addresses {
-        match old.addresses.get(k) {
-            None => events.push(Event::AddressAdded(a.clone())),
-            Some(o) if o != a => events.push(Event::AddressChanged {
-                old: o.clone(),
-                new: a.clone(),
-            }),
-            Some(_) => {}
-        }
-    }
+                    },
+                )
+            })
+        }))
+        .collect();
+    ifaces.sort_by_key(|(index, _)| *index);
+    events.extend(ifaces.into_iter().map(|(_, e)| e));
+    let mut addrs: Vec<_> = addresses
+        .added
+        .iter()
+        .map(|a| (a.key(), Event::AddressAdded((*a).clone())))
+        .chain(addresses.updated.iter().map(|(o, a)| {
+            (
+                a.key(),
+                Event::AddressChanged {
+                    old: (*o).clone(),
+                    new: (*a).clone(),
+                },
+            )
+        }))
+        .collect();
+    addrs.sort_by_key(|(key, _)| *key);
+    events.extend(addrs.into_iter().map(|(_, e)| e));
     // A route whose key is equal but whose attributes differ is removed, then added.
-    for (k, r) in &new.routes {
-        match old.routes.get(k) {
-            None => events.push(Event::RouteAdded(r.clone())),
-            Some(o) if o != r => {
-                events.push(Event::RouteRemoved(o.clone()));
-                events.push(Event::RouteAdded(r.clone()));
-            }
-            Some(_) => {}
-        }
+    for (o, _) in &routes.updated {
+        events.push(Event::RouteRemoved((*o).clone()));
     }
-    for r in new.rules.difference(&old.rules) {
+    let mut added: Vec<&Route> = routes.added.clone();
+    added.extend(routes.updated.iter().map(|(_, r)| *r));
+    added.sort_by_key(|r| r.key());
+    events.extend(added.into_iter().map(|r| Event::RouteAdded(r.clone())));
+    for r in new.rules.iter().filter(|r| !old.rules.contains(*r)) {
         events.push(Event::RuleAdded(r.clone()));
     }
     events
 }
 
-fn for_each_removed<K: Ord, V>(old: &BTreeMap<K, V>, new: &BTreeMap<K, V>, mut f: impl FnMut(&V)) {
-    for (k, v) in old {
-        if !new.contains_key(k) {
-            f(v);
+/// What differs between two versions of one map.
+struct Changes<'a, V> {
+    removed: Vec<&'a V>,
+    added: Vec<&'a V>,
+    updated: Vec<(&'a V, &'a V)>,
+}
+
+impl<'a, V: Clone + PartialEq> Changes<'a, V> {
+    fn of<K: Ord + Clone>(old: &'a OrdMap<K, V>, new: &'a OrdMap<K, V>) -> Changes<'a, V> {
+        let mut c = Changes {
+            removed: Vec::new(),
+            added: Vec::new(),
+            updated: Vec::new(),
+        };
+        for item in old.diff(new) {
+            match item {
+                DiffItem::Remove(_, v) => c.removed.push(v),
+                DiffItem::Add(_, v) => c.added.push(v),
+                DiffItem::Update { old, new } if old.1 != new.1 => c.updated.push((old.1, new.1)),
+                DiffItem::Update { .. } => {}
+            }
         }
+        c
     }
 }
 

@@ -565,12 +565,12 @@ impl Snapshot {
                 }
             }
             Update::NewRule(rule) => {
-                if self.rules.insert(rule.clone()) {
+                if self.rules.insert(rule.clone()).is_none() {
                     events.push(Event::RuleAdded(rule));
                 }
             }
             Update::DelRule(rule) => {
-                if self.rules.remove(&rule) {
+                if self.rules.remove(&rule).is_some() {
                     events.push(Event::RuleRemoved(rule));
                 }
             }

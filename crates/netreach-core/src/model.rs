@@ -4,7 +4,9 @@
 //! identifies objects, so that applying a kernel message is an upsert or a delete and a full dump
 //! can replace it wholesale (see [`Snapshot::apply`] and [`crate::diff`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+
+use imbl::{OrdMap, OrdSet};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -642,10 +644,12 @@ impl Rule {
 /// what changed between two with [`crate::diff`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    pub(crate) interfaces: BTreeMap<u32, Interface>,
-    pub(crate) addresses: BTreeMap<AddressKey, Address>,
-    pub(crate) routes: BTreeMap<RouteKey, Route>,
-    pub(crate) rules: BTreeSet<Rule>,
+    // Persistent maps: cloning a snapshot is O(1) and shares structure, so the monitor can
+    // hand out the current state and keep changing its own copy without copying it whole.
+    pub(crate) interfaces: OrdMap<u32, Interface>,
+    pub(crate) addresses: OrdMap<AddressKey, Address>,
+    pub(crate) routes: OrdMap<RouteKey, Route>,
+    pub(crate) rules: OrdSet<Rule>,
 }
 
 impl Snapshot {
@@ -655,7 +659,7 @@ impl Snapshot {
     }
 
     /// All interfaces, by index.
-    pub fn interfaces(&self) -> impl ExactSizeIterator<Item = &Interface> + Clone {
+    pub fn interfaces(&self) -> impl ExactSizeIterator<Item = &Interface> {
         self.interfaces.values()
     }
 
@@ -675,7 +679,7 @@ impl Snapshot {
     }
 
     /// All addresses, ordered by interface, then address.
-    pub fn addresses(&self) -> impl ExactSizeIterator<Item = &Address> + Clone {
+    pub fn addresses(&self) -> impl ExactSizeIterator<Item = &Address> {
         self.addresses.values()
     }
 
@@ -693,12 +697,12 @@ impl Snapshot {
     }
 
     /// All routes of every table.
-    pub fn routes(&self) -> impl ExactSizeIterator<Item = &Route> + Clone {
+    pub fn routes(&self) -> impl ExactSizeIterator<Item = &Route> {
         self.routes.values()
     }
 
     /// All policy-routing rules, by family and priority.
-    pub fn rules(&self) -> impl ExactSizeIterator<Item = &Rule> + Clone {
+    pub fn rules(&self) -> impl ExactSizeIterator<Item = &Rule> {
         self.rules.iter()
     }
 
@@ -737,7 +741,7 @@ impl Snapshot {
             interfaces: interfaces.into_iter().map(|i| (i.index, i)).collect(),
             addresses: addresses.into_iter().map(|a| (a.key(), a)).collect(),
             routes: routes.into_iter().map(|r| (r.key(), r)).collect(),
-            rules: BTreeSet::new(),
+            rules: OrdSet::new(),
         }
     }
 
@@ -749,14 +753,26 @@ impl Snapshot {
 
     /// Replaces all rules of `family` (the answer to a rule re-dump), keeping the rest.
     pub fn replace_rules(&mut self, family: Family, rules: impl IntoIterator<Item = Rule>) {
-        self.rules.retain(|r| r.family != family);
-        self.rules
-            .extend(rules.into_iter().filter(|r| r.family == family));
+        self.rules = self
+            .rules
+            .iter()
+            .filter(|r| r.family != family)
+            .cloned()
+            .chain(rules.into_iter().filter(|r| r.family == family))
+            .collect();
     }
 
     /// Replaces all routes of `family` (the answer to a route re-dump), keeping the rest.
     pub fn replace_routes(&mut self, family: Family, routes: impl IntoIterator<Item = Route>) {
-        self.routes.retain(|k, _| k.family != family);
+        let stale: Vec<RouteKey> = self
+            .routes
+            .keys()
+            .filter(|k| k.family == family)
+            .cloned()
+            .collect();
+        for k in stale {
+            self.routes.remove(&k);
+        }
         for r in routes {
             if r.family == family {
                 self.routes.insert(r.key(), r);
