@@ -536,12 +536,15 @@ impl Snapshot {
                     return;
                 }
                 if replace {
-                    let rk = route.replace_key();
+                    // The replace key (family, table, destination, TOS, metric) is a prefix of
+                    // the route key's order, so the routes it matches are one range.
+                    let (lo, hi) = key.replace_range();
                     let gone: Vec<_> = self
                         .routes
-                        .iter()
-                        .filter(|(k, r)| r.replace_key() == rk && **k != key)
-                        .map(|(k, _)| k.clone())
+                        .range(lo..=hi)
+                        .map(|(k, _)| k)
+                        .filter(|k| **k != key)
+                        .cloned()
                         .collect();
                     for k in gone {
                         if let Some(r) = self.routes.remove(&k) {

@@ -499,6 +499,27 @@ pub struct RouteKey {
     pub gateway: Option<IpAddr>,
 }
 
+impl RouteKey {
+    /// The first and last keys that share this key's family, table, destination, TOS and
+    /// metric: the part `NLM_F_REPLACE` matches on (a replace swaps the next hop or type).
+    pub(crate) fn replace_range(&self) -> (RouteKey, RouteKey) {
+        use std::net::Ipv6Addr;
+        let lo = RouteKey {
+            kind: RouteType::Unicast, // the first variant, so the smallest
+            interface: None,
+            gateway: None,
+            ..self.clone()
+        };
+        let hi = RouteKey {
+            kind: RouteType::Other(u8::MAX),
+            interface: Some(u32::MAX),
+            gateway: Some(IpAddr::V6(Ipv6Addr::from(u128::MAX))),
+            ..self.clone()
+        };
+        (lo, hi)
+    }
+}
+
 impl Route {
     /// A unicast route in the main table, for tests and examples.
     pub fn unicast(destination: IpNet, gateway: Option<IpAddr>, interface: u32) -> Route {
@@ -550,17 +571,6 @@ impl Route {
     /// Whether this route uses interface `index`, directly or as one of its next hops.
     pub fn uses_interface(&self, index: u32) -> bool {
         self.interface == Some(index) || self.nexthops.iter().any(|h| h.interface == index)
-    }
-
-    /// The part of the key that `NLM_F_REPLACE` matches on: a replace swaps the next hop.
-    pub(crate) fn replace_key(&self) -> (Family, u32, IpNet, u8, u32) {
-        (
-            self.family,
-            self.table,
-            self.destination,
-            self.tos,
-            self.metric,
-        )
     }
 }
 

@@ -8,7 +8,7 @@ use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::address::AddressMessage;
-use netlink_packet_route::link::LinkMessage;
+use netlink_packet_route::link::{LinkAttribute, LinkExtentMask, LinkMessage};
 use netlink_packet_route::route::{RouteAttribute, RouteMessage};
 use netlink_packet_route::rule::RuleMessage;
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -234,10 +234,7 @@ impl NlSocket {
     /// A full snapshot: links, addresses, routes and rules of both families.
     pub(crate) fn dump_all(&mut self) -> Result<Snapshot, Error> {
         let mut snap = Snapshot::new();
-        for u in self.dump(
-            || RouteNetlinkMessage::GetLink(LinkMessage::default()),
-            "link",
-        )? {
+        for u in self.dump(get_link, "link")? {
             snap.load(u);
         }
         for u in self.dump(
@@ -298,6 +295,14 @@ fn af(family: Family) -> AddressFamily {
         Family::Ipv4 => AddressFamily::Inet,
         Family::Ipv6 => AddressFamily::Inet6,
     }
+}
+
+fn get_link() -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    // Interface statistics are most of a link message and the model keeps none of them.
+    m.attributes
+        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    RouteNetlinkMessage::GetLink(m)
 }
 
 fn get_route(family: Family, oif: Option<u32>) -> RouteNetlinkMessage {
