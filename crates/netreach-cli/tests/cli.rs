@@ -25,19 +25,32 @@ fn status_json_matches_ip_j() {
     ns.ip("addr add 2001:db8:4::2/64 dev c0 nodad");
     ns.ip("route add default via 198.18.4.1");
     ns.ip("route add blackhole 198.19.9.0/24 table 7");
-    let out = netreach()
-        .args(["--netns", &ns.name, "status", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    // The kernel changes on its own for a moment after set-up (IPv6 link-local addresses
+    // appear and finish DAD): take a reading where `ip` agrees before and after netreach's.
+    let (v, kernel) = (0..50)
+        .find_map(|_| {
+            let before = ns.ip_json("addr show");
+            let out = netreach()
+                .args(["--netns", &ns.name, "status", "--json"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+            let after = ns.ip_json("addr show");
+            if before == after {
+                Some((v, after))
+            } else {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                None
+            }
+        })
+        .expect("the namespace settles");
 
     // Interfaces and their addresses.
-    let kernel = ns.ip_json("addr show");
     let ours = v["interfaces"].as_array().unwrap();
     assert_eq!(ours.len(), kernel.as_array().unwrap().len());
     for k in kernel.as_array().unwrap() {

@@ -48,6 +48,12 @@ fn rich_namespace() -> (Ns, Ns) {
 fn snapshot_matches_the_kernel() {
     let (ns, peer) = rich_namespace();
     let monitor = Monitor::in_netns(ns.netns()).expect("monitor");
+    // The kernel keeps changing on its own for a moment (IPv6 link-local addresses finish
+    // duplicate address detection), so compare once both views agree, with a diff if never.
+    let settled = |m: &Monitor| matches_kernel(&ns, &m.snapshot());
+    wait_until("the model to match the kernel", SETTLE, || {
+        settled(&monitor)
+    });
     let snap = monitor.snapshot();
     assert_matches_kernel(&ns, &snap);
     // The kinds are told apart.
