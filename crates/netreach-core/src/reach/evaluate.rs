@@ -70,6 +70,29 @@ pub fn evaluate(query: &RouteQuery, answer: &LookupAnswer, snapshot: &Snapshot) 
     }
 }
 
+/// [`evaluate`] for a target whose path is known from before: `last_path` holds the interfaces
+/// of its last known path (and the one it is bound to). When the kernel now finds no route and
+/// one of those interfaces is gone, administratively down or without carrier, that interface is
+/// the reason, not [`Reason::NoRoute`]: Linux flushes the routes through an interface that goes
+/// down, so the lookup after `ip link set .. down` finds none, and "no route" would hide the
+/// cause (and be reported as a second change after the interface's own).
+pub(crate) fn evaluate_along(
+    query: &RouteQuery,
+    answer: &LookupAnswer,
+    snapshot: &Snapshot,
+    last_path: &[u32],
+) -> Reachability {
+    match evaluate(query, answer, snapshot) {
+        Reachability::Unreachable(Reason::NoRoute) => Reachability::Unreachable(
+            last_path
+                .iter()
+                .find_map(|i| running(*i, snapshot).err())
+                .unwrap_or(Reason::NoRoute),
+        ),
+        verdict => verdict,
+    }
+}
+
 fn verdict(query: &RouteQuery, answer: &LookupAnswer, snap: &Snapshot) -> Result<Path, Reason> {
     let local = local_addresses(query, snap)?;
     if let Some(bound) = query.interface {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::event::Event;
 use crate::model::{LinkKind, RouteType, Snapshot};
-use crate::reach::evaluate::{LookupAnswer, evaluate};
+use crate::reach::evaluate::{LookupAnswer, evaluate_along};
 use crate::reach::index::TargetIndex;
 use crate::reach::target::{RouteQuery, Target};
 use crate::reach::verdict::{Reachability, Reason};
@@ -465,7 +465,7 @@ impl ConnectionTracker {
         let Some(answer) = &entry.answer else {
             return;
         };
-        let new = evaluate(entry.target.query(), answer, snapshot);
+        let new = evaluate_along(entry.target.query(), answer, snapshot, &entry.interfaces);
         if entry.reported.as_ref() == Some(&new) {
             return;
         }
