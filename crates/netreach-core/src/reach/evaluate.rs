@@ -144,7 +144,7 @@ fn local_addresses<'a>(query: &RouteQuery, snap: &'a Snapshot) -> Result<Vec<&'a
 /// | errno          | kernel's cause                                            | reason |
 /// |----------------|-----------------------------------------------------------|--------|
 /// | `ENETUNREACH`  | no route; a `throw` route or `unreachable` rule with nothing after it; IPv4 source not this host's; IPv4 output interface down | [`Reason::NoRoute`], or [`Reason::InterfaceDown`] / [`Reason::InterfaceGone`] when the target's interface is down or gone |
-/// | `EHOSTUNREACH` | an `unreachable` route                                    | [`Reason::RouteType`]`(Unreachable)` |
+/// | `EHOSTUNREACH` | an `unreachable` route; for an IPv4 lookup with an output interface, no route through that interface (the kernel makes up an on-link route, which `RTM_F_FIB_MATCH` refuses) | [`Reason::RouteType`]`(Unreachable)`; [`Reason::NoRoute`] for an IPv4 lookup with an output interface |
 /// | `EACCES`       | a `prohibit` route or rule                                | [`Reason::RouteType`]`(Prohibit)` |
 /// | `EINVAL`       | a `blackhole` route or rule                               | [`Reason::RouteType`]`(Blackhole)` |
 /// | `EAGAIN`       | a `throw` route (kernel-internal; not seen from user space) | [`Reason::RouteType`]`(Throw)` |
@@ -160,6 +160,12 @@ pub fn reason_for_errno(errno: Errno, query: &RouteQuery, snapshot: &Snapshot) -
             },
             _ => Reason::NoRoute,
         },
+        // With an output interface, IPv4 turns every failed lookup (no route through it, or a
+        // reject route) into a made-up on-link route, and FIB_MATCH answers that with
+        // EHOSTUNREACH: no route of the interface's, whatever covers the remote elsewhere.
+        libc::EHOSTUNREACH if query.interface.is_some() && query.remote.is_ipv4() => {
+            Reason::NoRoute
+        }
         libc::EHOSTUNREACH => Reason::RouteType(RouteType::Unreachable),
         libc::EACCES => Reason::RouteType(RouteType::Prohibit),
         libc::EINVAL => Reason::RouteType(RouteType::Blackhole),
