@@ -9,15 +9,15 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, TcpStream, UdpSocket};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use netreach_core::Event;
 use netreach_core::reach::{
-    Action, ConnectionTracker, InterfaceRef, LookupAnswer, LookupId, Reachability,
-    ReachabilityChange, RouteQuery, Target, TargetId, evaluate, parse_route_lookup_answer,
-    reason_for_errno, route_lookup_request,
+    Action, ConnectionTracker, InterfaceRef, LookupAnswer, LookupId, Reachability, RouteQuery,
+    Target, TargetId, evaluate, parse_route_lookup_answer, reason_for_errno, route_lookup_request,
 };
 
 use crate::channel::{Broadcast, Received, Receiver};
@@ -72,6 +72,9 @@ struct ConnShared {
     tracker: Mutex<ConnectionTracker>,
     changes: Arc<Broadcast<ReachNotification>>,
     seq: Mutex<u64>,
+    /// Live [`ConnectionMonitor`] handles (watches hold one each). Counted apart from the
+    /// `Arc`, which the last handle still holds while it pokes the thread to drop the extension.
+    handles: AtomicUsize,
 }
 
 /// Watches any number of connections over the one netlink subscription of a [`Monitor`].
@@ -100,7 +103,7 @@ struct ConnShared {
 /// }
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ConnectionMonitor {
     monitor: Monitor,
     shared: Arc<ConnShared>,
@@ -113,6 +116,7 @@ impl ConnectionMonitor {
             tracker: Mutex::new(ConnectionTracker::new()),
             changes: Arc::new(Broadcast::new()),
             seq: Mutex::new(0),
+            handles: AtomicUsize::new(1),
         });
         let ext = ConnExtension {
             shared: shared.clone(),
@@ -208,21 +212,23 @@ impl ConnectionMonitor {
 
     /// Changes of every target: first the current states, then each change.
     pub fn subscribe(&self) -> ReachSubscription {
-        let targets = {
-            let t = lock(&self.shared.tracker);
-            t.targets()
-                .map(|(id, target)| (id, target.clone(), t.reachability(id).cloned()))
-                .collect()
-        };
-        ReachSubscription {
-            rx: self.shared.changes.subscribe(
-                QUEUE,
-                ReachNotification::Ready {
-                    time: SystemTime::now(),
-                    targets,
-                },
-            ),
-        }
+        // Under the tracker's lock, which the thread holds while it hands changes out: each
+        // change is either in the states below or sent to this subscription, never both or
+        // neither.
+        let t = lock(&self.shared.tracker);
+        let targets = t
+            .targets()
+            .map(|(id, target)| (id, target.clone(), t.reachability(id).cloned()))
+            .collect();
+        let rx = self.shared.changes.subscribe(
+            QUEUE,
+            ReachNotification::Ready {
+                time: SystemTime::now(),
+                targets,
+            },
+        );
+        drop(t);
+        ReachSubscription { rx }
     }
 
     /// One-shot: can `remote` be reached from here now, and by which path? Like GLib's
@@ -232,9 +238,20 @@ impl ConnectionMonitor {
     }
 }
 
+impl Clone for ConnectionMonitor {
+    fn clone(&self) -> ConnectionMonitor {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        ConnectionMonitor {
+            monitor: self.monitor.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
 impl Drop for ConnectionMonitor {
     fn drop(&mut self) {
-        if Arc::strong_count(&self.shared) <= 2 {
+        // The last handle: let the thread drop the extension, which ends the subscriptions.
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.monitor.poke();
         }
     }
@@ -422,18 +439,13 @@ impl ConnExtension {
         answers
     }
 
+    /// Hands the tracker's changes out, holding its lock so that a new subscription sees each
+    /// change exactly once (see [`ConnectionMonitor::subscribe`]). Sending never waits.
     fn publish(&self) {
         let time = SystemTime::now();
-        loop {
-            let (change, target): (ReachabilityChange, Option<Target>) = {
-                let mut t = lock(&self.shared.tracker);
-                let Some(c) = t.poll_change() else {
-                    break;
-                };
-                let target = t.target(c.target).cloned();
-                (c, target)
-            };
-            let Some(target) = target else {
+        let mut t = lock(&self.shared.tracker);
+        while let Some(change) = t.poll_change() {
+            let Some(target) = t.target(change.target).cloned() else {
                 continue; // removed meanwhile
             };
             let seq = {
@@ -477,7 +489,7 @@ impl Extension for ConnExtension {
     }
 
     fn is_detached(&self) -> bool {
-        Arc::strong_count(&self.shared) == 1
+        self.shared.handles.load(Ordering::Acquire) == 0
     }
 }
 
