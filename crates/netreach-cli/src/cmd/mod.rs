@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod reach;
 pub mod status;
 pub mod wait_online;
 pub mod watch;
