@@ -317,11 +317,22 @@ fn many_targets_one_link() {
             "first report, carrier lost, back for {id}"
         );
     }
-    // Carrier loss, linkdown flags and carrier back: each far target looked up a few times,
-    // no near target at all.
+    // Carrier loss, linkdown flags and carrier back: each far target looked up a few times.
     let spent = conn.route_lookups() - lookups;
     assert!(spent >= FAR as u64, "{spent}");
     assert!(spent <= 4 * FAR as u64, "{spent}");
+
+    // The default route goes: every target has a more specific route, so none is looked up.
+    // A blackhole for one far remote then costs one lookup, and its report shows that both
+    // changes have been handled.
+    let before = conn.route_lookups();
+    lab.host.ip("-4 route del default");
+    lab.host.ip("route add blackhole 198.19.0.10/32");
+    let one = far_ids[9];
+    w.until(one, "blackhole for one remote", |r| {
+        *r == Reachability::Unreachable(Reason::RouteType(RouteType::Blackhole))
+    });
+    assert_eq!(conn.route_lookups() - before, 1);
     drop(far);
     assert_eq!(conn.len(), NEAR);
 }

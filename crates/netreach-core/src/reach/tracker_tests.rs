@@ -416,3 +416,45 @@ fn changes_serialise_for_machines() {
         "target 0: unreachable: interface eth0 has no carrier (was reachable via 198.18.0.1 dev eth0)"
     );
 }
+
+/// A default route coming or going concerns the targets that use it, not those a more
+/// specific route of the same table serves; a route in another table concerns them all.
+#[test]
+fn routes_shadowed_by_a_more_specific_one_cost_nothing() {
+    let near: Vec<(String, String)> = (0..50)
+        .map(|n| ("198.18.1.2".to_owned(), format!("198.18.1.{}", n + 10)))
+        .collect();
+    let far: Vec<(String, String)> = (0..50)
+        .map(|n| ("198.18.0.2".to_owned(), format!("198.19.0.{}", n + 10)))
+        .collect();
+    let pairs: Vec<(&str, &str)> = near
+        .iter()
+        .chain(&far)
+        .map(|(l, r)| (l.as_str(), r.as_str()))
+        .collect();
+    let (mut sim, ids) = started(&pairs);
+    let default = route("0.0.0.0/0", "198.18.0.1", ETH0);
+    sim.apply([Update::DelRoute(default.clone())]);
+    let looked: Vec<_> = sim.take_actions();
+    assert_eq!(
+        looked.len(),
+        50,
+        "only the targets through the default route"
+    );
+    assert!(looked.iter().all(
+        |a| matches!(a, Action::LookupRoute { query, .. } if query.local == ip("198.18.0.2"))
+    ));
+    for a in looked {
+        sim.answer(a);
+    }
+    assert!(ids[50..].iter().all(
+        |id| sim.tracker.reachability(*id) == Some(&Reachability::Unreachable(Reason::NoRoute))
+    ));
+    sim.apply([new_route(default)]);
+    assert_eq!(sim.take_actions().len(), 50);
+    // The same default route in another table: the near targets' answers say nothing about it.
+    let mut other = route("0.0.0.0/0", "198.18.1.1", WLAN0);
+    other.table = 100;
+    sim.apply([new_route(other)]);
+    assert_eq!(sim.tracker.last_examined(), 100);
+}
