@@ -497,6 +497,13 @@ impl Extension for ConnExtension {
         self.drive(cx);
     }
 
+    /// Notifications were lost: the difference came as events, but look every target up again
+    /// anyway (as the tracker's contract asks); only what really changed is reported.
+    fn on_resync(&mut self, cx: &mut Cx<'_>) {
+        lock(&self.shared.tracker).refresh_all();
+        self.drive(cx);
+    }
+
     fn is_detached(&self) -> bool {
         self.shared.handles.load(Ordering::Acquire) == 0
     }

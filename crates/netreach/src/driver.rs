@@ -75,6 +75,9 @@ pub(crate) trait Extension: Send {
     fn on_batch(&mut self, cx: &mut Cx<'_>, events: &[Event]);
     /// When a handle poked the thread: new inputs (targets added, say) wait.
     fn on_poke(&mut self, cx: &mut Cx<'_>);
+    /// After notifications were lost and the state dumped again (after `on_batch` with the
+    /// difference): whatever the extension derived from kernel answers of its own may be stale.
+    fn on_resync(&mut self, _cx: &mut Cx<'_>) {}
     /// True once every handle of this extension is gone; the driver then drops it.
     fn is_detached(&self) -> bool;
 }
@@ -105,7 +108,7 @@ impl DriverState {
         self.extensions.push(ext);
     }
 
-    fn run_extensions(&mut self, events: &[Event], poked: bool) {
+    fn run_extensions(&mut self, events: &[Event], poked: bool, resynced: bool) {
         self.extensions.retain(|e| !e.is_detached());
         for ext in &mut self.extensions {
             let mut cx = Cx {
@@ -114,6 +117,9 @@ impl DriverState {
             };
             if !events.is_empty() {
                 ext.on_batch(&mut cx, events);
+            }
+            if resynced {
+                ext.on_resync(&mut cx);
             }
             if poked {
                 ext.on_poke(&mut cx);
@@ -218,7 +224,7 @@ impl Driver {
                 c(&mut self.state);
             }
             if self.shared.poked.swap(false, Ordering::AcqRel) {
-                self.state.run_extensions(&[], true);
+                self.state.run_extensions(&[], true, false);
             }
         }
     }
@@ -310,6 +316,6 @@ impl Driver {
             events,
             resynced,
         });
-        self.state.run_extensions(events, false);
+        self.state.run_extensions(events, false, resynced);
     }
 }

@@ -336,3 +336,52 @@ fn many_targets_one_link() {
     drop(far);
     assert_eq!(conn.len(), NEAR);
 }
+
+/// Lost notifications: the monitor dumps the state again, and every target is looked up again;
+/// as nothing that concerns them changed, none is reported.
+#[test]
+fn lost_notifications_look_every_target_up_again() {
+    const TARGETS: usize = 100;
+    let lab = Lab::new("rco");
+    let monitor = Monitor::builder()
+        .netns(lab.host.netns())
+        .receive_buffer(4096)
+        .build()
+        .expect("monitor");
+    let conn = ConnectionMonitor::new(&monitor);
+    let mut w = Watcher::new(&conn);
+    let targets: Vec<Watch> = (0..TARGETS)
+        .map(|n| {
+            let remote = IpAddr::from([198, 19, 1, (n + 1) as u8]);
+            conn.watch_pair(ip("198.18.20.2"), remote, None)
+                .expect("target")
+        })
+        .collect();
+    let ids: Vec<TargetId> = targets.iter().map(Watch::id).collect();
+    w.until_all(&ids, |r| reachable_via(r, "h0", Some("198.18.20.1")));
+    let before = conn.route_lookups();
+
+    // Stall the monitor's thread so that its 4 KiB buffer overflows for sure: addresses on h1,
+    // which no target uses.
+    let stall = monitor.__stall_for_test();
+    lab.host.ip("addr add 2001:db8:7::ffff/128 dev h1 nodad");
+    let adds: String = (1..=3000u32)
+        .map(|i| format!("addr add 2001:db8:7::{i:x}/128 dev h1 nodad\n"))
+        .collect();
+    lab.host.ip_batch(&adds);
+    drop(stall);
+    common::wait_until("every target looked up again", WAIT, || {
+        conn.route_lookups() - before >= TARGETS as u64
+    });
+    assert!(monitor.stats().resyncs > 0, "a 4 KiB buffer must overflow");
+    // A blackhole for one remote: its report comes after anything the resync reported.
+    lab.host.ip("route add blackhole 198.19.1.1/32");
+    let r = w.next_of(ids[0], "blackhole after the resync");
+    assert_eq!(
+        r,
+        Reachability::Unreachable(Reason::RouteType(RouteType::Blackhole))
+    );
+    for id in &ids[1..] {
+        assert_eq!(w.changes_of(*id), 1, "{id} reported only its first state");
+    }
+}
