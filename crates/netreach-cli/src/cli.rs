@@ -1,5 +1,7 @@
 //! The command-line interface, defined once: help, man page and completions all come from it.
 
+use std::net::IpAddr;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use netreach::core::connectivity::{Level, Pattern};
 
@@ -83,6 +85,33 @@ pub enum Command {
         rules: RuleArgs,
         #[command(flatten)]
         endpoint: ProbeArgs,
+    },
+    /// Can REMOTE be reached from here, and by which path? Prints reachability, the reason
+    /// when not, the output interface, gateway and source. Exit 0 when reachable, 1 when not,
+    /// 2 on bad input.
+    ///
+    /// The kernel's own route lookup decides (policy routing included), and the rules of
+    /// docs/reachability.md judge its answer.
+    Reach {
+        /// The remote address (IPv4 or IPv6).
+        #[arg(value_name = "REMOTE")]
+        remote: IpAddr,
+        /// Send from this address of this host. Default: the source the kernel would choose;
+        /// with --watch and no route now, a usable address of the remote's family (one on
+        /// --interface, if given).
+        #[arg(long, value_name = "ADDR")]
+        local: Option<IpAddr>,
+        /// Use only this output interface, as a socket bound to it would.
+        #[arg(long, value_name = "NAME")]
+        interface: Option<String>,
+        /// Keep running and print one line per change (reachability, reason or path), flushed
+        /// at once. The first line is the state found by the first lookup.
+        #[arg(long)]
+        watch: bool,
+        /// JSON: one object; with --watch one object per line, each of
+        /// `"type":"reachability_changed"`.
+        #[arg(long)]
+        json: bool,
     },
     /// Print shell completions for SHELL (bash, zsh, fish, elvish, powershell).
     #[command(hide = true)]

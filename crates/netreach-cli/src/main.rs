@@ -1,8 +1,9 @@
 //! `netreach`: the command-line tool.
 //!
 //! `main` is a dispatcher: parse, run one short function per subcommand, print an error as one
-//! line on stderr. Exit codes: 0 success; 1 the condition asked for does not hold, or a
-//! run-time failure; 2 bad input (flags, namespace). A closed output pipe counts as success.
+//! line on stderr. Exit codes: 0 success; 1 the condition asked for does not hold (not online in
+//! time, not reachable), or a run-time failure; 2 bad input (flags, namespace, an address that
+//! makes no valid target, an unknown interface). A closed output pipe counts as success.
 
 mod cli;
 mod cmd;
@@ -41,7 +42,8 @@ impl From<netreach::Error> for Failure {
         let code = match e {
             E::NamespaceNotFound { .. }
             | E::InvalidNamespaceName { .. }
-            | E::NotANamespace { .. } => 2,
+            | E::NotANamespace { .. }
+            | E::InvalidTarget(_) => 2,
             _ => 1,
         };
         Failure {
@@ -143,6 +145,22 @@ fn run(cli: Cli) -> Outcome {
                 probe,
             )
         }
+        Command::Reach {
+            remote,
+            local,
+            interface,
+            watch,
+            json,
+        } => cmd::reach::run(
+            &netns,
+            cmd::reach::Args {
+                remote,
+                local,
+                interface,
+                watch,
+                json,
+            },
+        ),
         Command::Completions { shell } => {
             let mut c = Cli::command();
             clap_complete::generate(shell, &mut c, "netreach", &mut io::stdout());

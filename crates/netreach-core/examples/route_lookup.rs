@@ -73,6 +73,8 @@ fn lookup(args: &Args) -> std::io::Result<Vec<u8>> {
     }
     let mut sock = Socket::new(NETLINK_ROUTE)?;
     sock.bind_auto()?;
+    // As the monitor's request socket: strict checking rejects flags a family does not know.
+    sock.set_netlink_get_strict_chk(true)?;
     sock.connect(&SocketAddr::new(0, 0))?;
     let req = route_lookup_request(SEQ, &args.query, args.fib_match);
     sock.send(&req, 0)?;

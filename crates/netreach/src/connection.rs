@@ -9,16 +9,18 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, TcpStream, UdpSocket};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use netreach_core::Event;
 use netreach_core::reach::{
-    Action, ConnectionTracker, InterfaceRef, LookupAnswer, LookupId, Reachability,
-    ReachabilityChange, RouteQuery, Target, TargetId, evaluate, parse_route_lookup_answer,
-    reason_for_errno, route_lookup_request,
+    Action, ConnectionTracker, InterfaceRef, LookupAnswer, LookupId, Reachability, RouteQuery,
+    Target, TargetId, evaluate, parse_route_lookup_answer, route_lookup_request,
 };
+
+mod oneshot;
 
 use crate::channel::{Broadcast, Receiver};
 use crate::driver::{Cx, Extension};
@@ -71,7 +73,13 @@ pub enum ReachNotification {
 struct ConnShared {
     tracker: Mutex<ConnectionTracker>,
     changes: Arc<Broadcast<ReachNotification>>,
-    seq: Mutex<u64>,
+    /// The last change's sequence number.
+    seq: AtomicU64,
+    /// Route lookups sent by the monitor's thread.
+    lookups: AtomicU64,
+    /// Live [`ConnectionMonitor`] handles (watches hold one each). Counted apart from the
+    /// `Arc`, which the last handle still holds while it pokes the thread to drop the extension.
+    handles: AtomicUsize,
 }
 
 /// Watches any number of connections over the one netlink subscription of a [`Monitor`].
@@ -100,7 +108,12 @@ struct ConnShared {
 /// }
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+///
+/// # Platform specific behavior
+///
+/// Route lookups carry neither a socket's firewall mark nor its owner's uid: policy rules that
+/// select by `fwmark` or `uidrange` are judged for an unmarked packet of the monitor's own uid.
+#[derive(Debug)]
 pub struct ConnectionMonitor {
     monitor: Monitor,
     shared: Arc<ConnShared>,
@@ -112,7 +125,9 @@ impl ConnectionMonitor {
         let shared = Arc::new(ConnShared {
             tracker: Mutex::new(ConnectionTracker::new()),
             changes: Arc::new(Broadcast::new()),
-            seq: Mutex::new(0),
+            seq: AtomicU64::new(0),
+            lookups: AtomicU64::new(0),
+            handles: AtomicUsize::new(1),
         });
         let ext = ConnExtension {
             shared: shared.clone(),
@@ -144,6 +159,41 @@ impl ConnectionMonitor {
             interface,
             &self.monitor.snapshot(),
         )?)
+    }
+
+    /// A target to `remote` from the source address the kernel would choose now (out of
+    /// `interface`, when given), as `ip route get REMOTE [oif NAME]` shows it: one plain
+    /// `RTM_GETROUTE` without a source, from the caller's thread.
+    ///
+    /// Fails with [`Error::InvalidTarget`] for a remote no source would make valid (unspecified,
+    /// multicast, broadcast) or an unknown interface, and with [`Error::NoSource`] when the
+    /// kernel has no route to the remote now.
+    pub fn target_for(
+        &self,
+        remote: IpAddr,
+        interface: Option<InterfaceRef>,
+    ) -> Result<Target, Error> {
+        let mut sock = self.socket()?;
+        self.target_on(&mut sock, remote, interface)
+    }
+
+    /// One-shot: is `target` reachable now, and by which path? One route lookup from the
+    /// caller's thread, judged by the same rules as watched targets.
+    pub fn check(&self, target: &Target) -> Result<Reachability, Error> {
+        let mut sock = self.socket()?;
+        self.check_on(&mut sock, target)
+    }
+
+    /// One-shot: can `remote` be reached from here now, and by which path? Like GLib's
+    /// `g_network_monitor_can_reach`. The source is the one the kernel would choose
+    /// ([`ConnectionMonitor::target_for`]); with no route at all, the answer is the reason.
+    pub fn can_reach(&self, remote: IpAddr) -> Result<Reachability, Error> {
+        let mut sock = self.socket()?;
+        match self.target_on(&mut sock, remote, None) {
+            Ok(target) => self.check_on(&mut sock, &target),
+            Err(Error::NoSource { reason, .. }) => Ok(Reachability::Unreachable(reason)),
+            Err(e) => Err(e),
+        }
     }
 
     /// Starts watching a target. Its first report comes once the kernel answered its route
@@ -206,100 +256,71 @@ impl ConnectionMonitor {
         self.len() == 0
     }
 
-    /// Changes of every target: first the current states, then each change.
-    pub fn subscribe(&self) -> ReachSubscription {
-        let targets = {
-            let t = lock(&self.shared.tracker);
-            t.targets()
-                .map(|(id, target)| (id, target.clone(), t.reachability(id).cloned()))
-                .collect()
-        };
-        ReachSubscription {
-            rx: self.shared.changes.subscribe(
-                QUEUE,
-                ReachNotification::Ready {
-                    time: SystemTime::now(),
-                    targets,
-                },
-                || ReachNotification::Lagged {
-                    time: SystemTime::now(),
-                },
-            ),
-        }
+    /// How many route lookups the monitor's thread has sent for this connection monitor: a
+    /// measure of the work changes cost (one-shot checks are not counted).
+    pub fn route_lookups(&self) -> u64 {
+        self.shared.lookups.load(Ordering::Relaxed)
     }
 
-    /// One-shot: can `remote` be reached from here now, and by which path? Like GLib's
-    /// `g_network_monitor_can_reach`. The source is the one the kernel would choose.
-    pub fn can_reach(&self, remote: IpAddr) -> Result<Reachability, Error> {
-        can_reach(&self.monitor, remote)
+    /// Changes of every target: first the current states, then each change.
+    pub fn subscribe(&self) -> ReachSubscription {
+        // Under the tracker's lock, which the thread holds while it hands changes out: each
+        // change is either in the states below or sent to this subscription, never both or
+        // neither.
+        let t = lock(&self.shared.tracker);
+        let targets = t
+            .targets()
+            .map(|(id, target)| (id, target.clone(), t.reachability(id).cloned()))
+            .collect();
+        let rx = self.shared.changes.subscribe(
+            QUEUE,
+            ReachNotification::Ready {
+                time: SystemTime::now(),
+                targets,
+            },
+            || ReachNotification::Lagged {
+                time: SystemTime::now(),
+            },
+        );
+        drop(t);
+        ReachSubscription { rx }
+    }
+
+    /// A request socket of its own in the monitor's namespace, for one-shot lookups.
+    fn socket(&self) -> Result<NlSocket, Error> {
+        self.monitor.netns().run(NlSocket::requests)?
+    }
+
+    fn target_on(
+        &self,
+        sock: &mut NlSocket,
+        remote: IpAddr,
+        interface: Option<InterfaceRef>,
+    ) -> Result<Target, Error> {
+        oneshot::source_target(sock, &self.monitor.snapshot(), remote, interface)
+    }
+
+    fn check_on(&self, sock: &mut NlSocket, target: &Target) -> Result<Reachability, Error> {
+        let answer = oneshot::lookup(sock, target.query(), true)?;
+        Ok(evaluate(target.query(), &answer, &self.monitor.snapshot()))
+    }
+}
+
+impl Clone for ConnectionMonitor {
+    fn clone(&self) -> ConnectionMonitor {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        ConnectionMonitor {
+            monitor: self.monitor.clone(),
+            shared: self.shared.clone(),
+        }
     }
 }
 
 impl Drop for ConnectionMonitor {
     fn drop(&mut self) {
-        if Arc::strong_count(&self.shared) <= 2 {
+        // The last handle: let the thread drop the extension, which ends the subscriptions.
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.monitor.poke();
-        }
-    }
-}
-
-/// One-shot route lookup from the caller's thread, on a socket of its own in the monitor's
-/// namespace.
-pub(crate) fn can_reach(monitor: &Monitor, remote: IpAddr) -> Result<Reachability, Error> {
-    let remote = match remote {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(remote, IpAddr::V4),
-        v4 => v4,
-    };
-    let unspecified = match remote {
-        IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-    };
-    let mut sock = monitor.netns().run(NlSocket::requests)??;
-    let probe = RouteQuery {
-        remote,
-        local: unspecified,
-        interface: None,
-    };
-    let answer = lookup_one(&mut sock, &probe)?;
-    let snap = monitor.snapshot();
-    let route = match answer {
-        Err(errno) => {
-            return Ok(Reachability::Unreachable(reason_for_errno(
-                errno, &probe, &snap,
-            )));
-        }
-        Ok(route) => route,
-    };
-    // The source the kernel would pick: the route's preferred source, else an address of the
-    // output interface of the remote's family.
-    let local = route.prefsrc.or_else(|| {
-        route.interface.and_then(|i| {
-            snap.addresses_of(i)
-                .filter(|a| a.family() == netreach_core::Family::of(&remote) && a.is_usable())
-                .min_by_key(|a| a.is_link_local())
-                .map(|a| a.address)
-        })
-    });
-    let Some(local) = local else {
-        return Ok(evaluate(&probe, &Ok(route), &snap));
-    };
-    let query = RouteQuery {
-        remote,
-        local,
-        interface: None,
-    };
-    let answer = lookup_one(&mut sock, &query)?;
-    Ok(evaluate(&query, &answer, &snap))
-}
-
-fn lookup_one(sock: &mut NlSocket, query: &RouteQuery) -> Result<LookupAnswer, Error> {
-    let seq = sock.next_seq();
-    sock.send_bytes(&route_lookup_request(seq, query, true))?;
-    let mut buf = vec![0; RECV_BUF];
-    loop {
-        let n = sock.recv_answer(&mut buf)?;
-        if let Some(a) = parse_route_lookup_answer(&buf[..n], seq) {
-            return Ok(a);
         }
     }
 }
@@ -355,7 +376,8 @@ struct ConnExtension {
 }
 
 impl ConnExtension {
-    /// Does every lookup the tracker asks for, in pipelined batches, then publishes changes.
+    /// Does every lookup the tracker asks for, in pipelined batches, publishing the changes of
+    /// each batch as soon as its answers are in.
     fn drive(&mut self, cx: &mut Cx<'_>) {
         loop {
             let batch: Vec<(LookupId, RouteQuery)> = {
@@ -373,12 +395,14 @@ impl ConnExtension {
                 break;
             }
             let answers = self.lookup_batch(cx.requests, &batch);
-            let mut t = lock(&self.shared.tracker);
-            for (id, answer) in answers {
-                t.handle_lookup(id, answer, cx.snapshot);
+            {
+                let mut t = lock(&self.shared.tracker);
+                for (id, answer) in answers {
+                    t.handle_lookup(id, answer, cx.snapshot);
+                }
             }
+            self.publish();
         }
-        self.publish();
     }
 
     /// Sends a batch of lookups, then reads their answers. Every lookup gets exactly one answer
@@ -390,6 +414,9 @@ impl ConnExtension {
     ) -> Vec<(LookupId, LookupAnswer)> {
         let mut answers = Vec::with_capacity(batch.len());
         self.inflight.clear();
+        self.shared
+            .lookups
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         for (id, query) in batch {
             let seq = sock.next_seq();
             match sock.send_bytes(&route_lookup_request(seq, query, true)) {
@@ -425,25 +452,16 @@ impl ConnExtension {
         answers
     }
 
+    /// Hands the tracker's changes out, holding its lock so that a new subscription sees each
+    /// change exactly once (see [`ConnectionMonitor::subscribe`]). Sending never waits.
     fn publish(&self) {
         let time = SystemTime::now();
-        loop {
-            let (change, target): (ReachabilityChange, Option<Target>) = {
-                let mut t = lock(&self.shared.tracker);
-                let Some(c) = t.poll_change() else {
-                    break;
-                };
-                let target = t.target(c.target).cloned();
-                (c, target)
-            };
-            let Some(target) = target else {
+        let mut t = lock(&self.shared.tracker);
+        while let Some(change) = t.poll_change() {
+            let Some(target) = t.target(change.target).cloned() else {
                 continue; // removed meanwhile
             };
-            let seq = {
-                let mut s = lock(&self.shared.seq);
-                *s += 1;
-                *s
-            };
+            let seq = self.shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
             self.shared.changes.send(ReachNotification::Changed {
                 seq,
                 time,
@@ -472,6 +490,9 @@ const fn libc_eio() -> i32 {
 impl Extension for ConnExtension {
     fn on_batch(&mut self, cx: &mut Cx<'_>, events: &[Event]) {
         lock(&self.shared.tracker).handle_events(cx.snapshot, events);
+        // Bad news the snapshot alone decides (carrier lost, address removed) goes out now,
+        // before the lookups that follow.
+        self.publish();
         self.drive(cx);
     }
 
@@ -479,15 +500,15 @@ impl Extension for ConnExtension {
         self.drive(cx);
     }
 
+    /// Notifications were lost: the difference came as events, but look every target up again
+    /// anyway (as the tracker's contract asks); only what really changed is reported.
     fn on_resync(&mut self, cx: &mut Cx<'_>) {
-        // Lost notifications may hide a change no diff shows (a route's nexthop flags): look
-        // every target up again; only real changes are reported.
         lock(&self.shared.tracker).refresh_all();
         self.drive(cx);
     }
 
     fn is_detached(&self) -> bool {
-        Arc::strong_count(&self.shared) == 1
+        self.shared.handles.load(Ordering::Acquire) == 0
     }
 }
 

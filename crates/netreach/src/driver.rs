@@ -156,19 +156,7 @@ impl DriverState {
         }
     }
 
-    fn run_resync(&mut self) {
-        for ext in &mut self.extensions {
-            let mut cx = Cx {
-                snapshot: &self.snapshot,
-                seq: self.seq,
-                requests: &mut self.requests,
-                poker: &self.poker,
-            };
-            ext.on_resync(&mut cx);
-        }
-    }
-
-    fn run_extensions(&mut self, events: &[Event], poked: bool) {
+    fn run_extensions(&mut self, events: &[Event], poked: bool, resynced: bool) {
         self.extensions.retain(|e| !e.is_detached());
         for ext in &mut self.extensions {
             let mut cx = Cx {
@@ -179,6 +167,9 @@ impl DriverState {
             };
             if !events.is_empty() {
                 ext.on_batch(&mut cx, events);
+            }
+            if resynced {
+                ext.on_resync(&mut cx);
             }
             if poked {
                 ext.on_poke(&mut cx);
@@ -297,7 +288,7 @@ impl Driver {
                 c(&mut self.state);
             }
             if self.shared.poked.swap(false, Ordering::AcqRel) {
-                self.state.run_extensions(&[], true);
+                self.state.run_extensions(&[], true, false);
             }
         }
     }
@@ -393,9 +384,6 @@ impl Driver {
             resynced,
         });
         self.state.seq = self.seq;
-        self.state.run_extensions(events, false);
-        if resynced {
-            self.state.run_resync();
-        }
+        self.state.run_extensions(events, false, resynced);
     }
 }

@@ -71,6 +71,16 @@ pub enum Error {
     /// mismatch, multicast or broadcast remote, unknown interface): see the inner error.
     #[error("invalid target: {0}")]
     InvalidTarget(#[from] netreach_core::reach::TargetError),
+    /// The kernel has no usable route to the remote now, so there is no source address it
+    /// would choose (see [`crate::ConnectionMonitor::target_for`]); `reason` says why. Pass the
+    /// local address explicitly, or try again once the network is up.
+    #[error("no source address for {remote}: {reason}")]
+    NoSource {
+        /// The remote address (normalised).
+        remote: std::net::IpAddr,
+        /// Why the kernel has no route to it.
+        reason: netreach_core::reach::Reason,
+    },
     /// The monitor's thread could not be started.
     #[error("could not start the monitor thread")]
     Thread(#[source] io::Error),

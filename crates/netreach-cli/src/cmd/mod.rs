@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod probe;
+pub mod reach;
 pub mod status;
 pub mod wait_online;
 pub mod watch;

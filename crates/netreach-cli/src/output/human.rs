@@ -1,8 +1,11 @@
 //! Human-readable output: the status table and one line per change.
 
 use std::io::{self, Write};
+use std::net::IpAddr;
+use std::time::SystemTime;
 
 use netreach::core::connectivity::Connectivity;
+use netreach::core::reach::Reachability;
 use netreach::{Event, Notification, Snapshot};
 
 use super::json::Names;
@@ -130,4 +133,23 @@ pub fn probes(out: &mut impl Write, results: &[netreach::probe::ProbeResult]) ->
         writeln!(out, "Probe: {r}")?;
     }
     writeln!(out)
+}
+
+/// One line of `reach`: `REMOTE from LOCAL: reachable via GW dev IF` or `...: unreachable: why`,
+/// with a time stamp in front for `--watch`.
+pub fn reach(
+    out: &mut impl Write,
+    time: Option<SystemTime>,
+    local: Option<IpAddr>,
+    remote: IpAddr,
+    state: &Reachability,
+) -> io::Result<()> {
+    if let Some(t) = time {
+        write!(out, "{} ", humantime::format_rfc3339_millis(t))?;
+    }
+    write!(out, "{remote}")?;
+    if let Some(l) = local {
+        write!(out, " from {l}")?;
+    }
+    writeln!(out, ": {state}")
 }

@@ -1,4 +1,4 @@
-//! The JSON shapes of `status --json` and `watch --json`.
+//! The JSON shapes of `status --json`, `watch --json` and `reach --json`.
 //!
 //! Interfaces carry their addresses; routes name their interface; `watch` lines carry the same
 //! fields as `status` plus `seq`, `time` (RFC 3339) and `type`.
@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::time::SystemTime;
 
 use netreach::core::connectivity::{Connectivity, ConnectivityChange};
+use netreach::core::reach::{Reachability, Reason};
 use netreach::probe::{ProbeResult, ProbeVerdict};
 use netreach::{Address, AddressFlags, Event, Interface, Notification, Route, Rule, Snapshot};
 use netreach::{Verification, VerificationChange};
@@ -410,6 +411,79 @@ fn event_body<'a>(event: &'a Event, names: &Names) -> Body<'a> {
         Event::RouteAdded(r) | Event::RouteRemoved(r) => Body::Route(RouteJson::new(r, names)),
         Event::RuleAdded(r) | Event::RuleRemoved(r) => Body::Rule(r),
         _ => Body::Empty {},
+    }
+}
+
+/// `reach --json`, and each line of `reach --watch --json` (with `type`, `seq`, `time` and
+/// `initial`). `interface` is the output interface when reachable, and the interface the reason
+/// is about (if any) when not; `reason` is the reason in words, `reason_kind` its name and
+/// `reason_data` the reason with its fields.
+#[derive(Serialize)]
+pub struct Reach<'a> {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    initial: Option<bool>,
+    local: Option<IpAddr>,
+    remote: IpAddr,
+    reachable: bool,
+    reason: Option<String>,
+    reason_kind: Option<&'static str>,
+    reason_data: Option<&'a Reason>,
+    interface: Option<String>,
+    gateway: Option<IpAddr>,
+    source: Option<IpAddr>,
+}
+
+impl<'a> Reach<'a> {
+    /// The state of `remote` from `local` (`None`: the kernel chose no source).
+    pub fn new(local: Option<IpAddr>, remote: IpAddr, state: &'a Reachability) -> Reach<'a> {
+        let path = state.path();
+        let reason = state.reason();
+        Reach {
+            kind: None,
+            seq: None,
+            time: None,
+            initial: None,
+            local,
+            remote,
+            reachable: path.is_some(),
+            reason: reason.map(ToString::to_string),
+            reason_kind: reason.map(Reason::kind_name),
+            reason_data: reason,
+            interface: match (path, reason) {
+                (Some(p), _) => Some(p.interface_name.clone()),
+                (None, Some(r)) => reason_interface(r),
+                (None, None) => None,
+            },
+            gateway: path.and_then(|p| p.gateway),
+            source: path.and_then(|p| p.source),
+        }
+    }
+
+    /// As a line of `reach --watch --json`.
+    pub fn changed(mut self, seq: u64, time: SystemTime, initial: bool) -> Reach<'a> {
+        self.kind = Some("reachability_changed");
+        self.seq = Some(seq);
+        self.time = Some(rfc3339(time));
+        self.initial = Some(initial);
+        self
+    }
+}
+
+/// The interface a reason is about, by name.
+fn reason_interface(reason: &Reason) -> Option<String> {
+    match reason {
+        Reason::InterfaceDown { interface }
+        | Reason::CarrierLost { interface }
+        | Reason::LinkDown { interface } => Some(interface.name.clone()),
+        Reason::InterfaceMismatch { path_interface, .. } => Some(path_interface.name.clone()),
+        Reason::InterfaceGone { interface } => Some(format!("#{interface}")),
+        _ => None,
     }
 }
 

@@ -70,6 +70,29 @@ pub fn evaluate(query: &RouteQuery, answer: &LookupAnswer, snapshot: &Snapshot) 
     }
 }
 
+/// [`evaluate`] for a target whose path is known from before: `last_path` holds the interfaces
+/// of its last known path (and the one it is bound to). When the kernel now finds no route and
+/// one of those interfaces is gone, administratively down or without carrier, that interface is
+/// the reason, not [`Reason::NoRoute`]: Linux flushes the routes through an interface that goes
+/// down, so the lookup after `ip link set .. down` finds none, and "no route" would hide the
+/// cause (and be reported as a second change after the interface's own).
+pub(crate) fn evaluate_along(
+    query: &RouteQuery,
+    answer: &LookupAnswer,
+    snapshot: &Snapshot,
+    last_path: &[u32],
+) -> Reachability {
+    match evaluate(query, answer, snapshot) {
+        Reachability::Unreachable(Reason::NoRoute) => Reachability::Unreachable(
+            last_path
+                .iter()
+                .find_map(|i| running(*i, snapshot).err())
+                .unwrap_or(Reason::NoRoute),
+        ),
+        verdict => verdict,
+    }
+}
+
 fn verdict(query: &RouteQuery, answer: &LookupAnswer, snap: &Snapshot) -> Result<Path, Reason> {
     let local = local_addresses(query, snap)?;
     if let Some(bound) = query.interface {
@@ -121,7 +144,7 @@ fn local_addresses<'a>(query: &RouteQuery, snap: &'a Snapshot) -> Result<Vec<&'a
 /// | errno          | kernel's cause                                            | reason |
 /// |----------------|-----------------------------------------------------------|--------|
 /// | `ENETUNREACH`  | no route; a `throw` route or `unreachable` rule with nothing after it; IPv4 source not this host's; IPv4 output interface down | [`Reason::NoRoute`], or [`Reason::InterfaceDown`] / [`Reason::InterfaceGone`] when the target's interface is down or gone |
-/// | `EHOSTUNREACH` | an `unreachable` route                                    | [`Reason::RouteType`]`(Unreachable)` |
+/// | `EHOSTUNREACH` | an `unreachable` route; for an IPv4 lookup with an output interface, no route through that interface (the kernel makes up an on-link route, which `RTM_F_FIB_MATCH` refuses) | [`Reason::RouteType`]`(Unreachable)`; [`Reason::NoRoute`] for an IPv4 lookup with an output interface |
 /// | `EACCES`       | a `prohibit` route or rule                                | [`Reason::RouteType`]`(Prohibit)` |
 /// | `EINVAL`       | a `blackhole` route or rule                               | [`Reason::RouteType`]`(Blackhole)` |
 /// | `EAGAIN`       | a `throw` route (kernel-internal; not seen from user space) | [`Reason::RouteType`]`(Throw)` |
@@ -137,6 +160,12 @@ pub fn reason_for_errno(errno: Errno, query: &RouteQuery, snapshot: &Snapshot) -
             },
             _ => Reason::NoRoute,
         },
+        // With an output interface, IPv4 turns every failed lookup (no route through it, or a
+        // reject route) into a made-up on-link route, and FIB_MATCH answers that with
+        // EHOSTUNREACH: no route of the interface's, whatever covers the remote elsewhere.
+        libc::EHOSTUNREACH if query.interface.is_some() && query.remote.is_ipv4() => {
+            Reason::NoRoute
+        }
         libc::EHOSTUNREACH => Reason::RouteType(RouteType::Unreachable),
         libc::EACCES => Reason::RouteType(RouteType::Prohibit),
         libc::EINVAL => Reason::RouteType(RouteType::Blackhole),

@@ -314,6 +314,17 @@ fn errno_table() {
             &net,
             Reason::RouteType(RouteType::Unreachable),
         ),
+        // IPv4 with an output interface: FIB_MATCH refusing the made-up on-link route.
+        (libc::EHOSTUNREACH, bound, &net, Reason::NoRoute),
+        (
+            libc::EHOSTUNREACH,
+            RouteQuery {
+                interface: Some(ETH0),
+                ..q("2001:db8::2", "2001:db8:5::1")
+            },
+            &net,
+            Reason::RouteType(RouteType::Unreachable),
+        ),
         (
             libc::EACCES,
             free,

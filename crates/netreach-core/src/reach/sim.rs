@@ -133,7 +133,17 @@ pub(crate) fn kernel_lookup(snap: &Snapshot, q: &RouteQuery) -> LookupAnswer {
     if family == Family::Ipv4 && snap.find_address(q.local).next().is_none() {
         return Err(libc::ENETUNREACH);
     }
-    let q = &q;
+    let answer = fib_lookup(snap, &q, family);
+    // IPv4 with an output interface makes up an on-link route for any failed lookup, and
+    // FIB_MATCH refuses that route with EHOSTUNREACH.
+    match answer {
+        Err(_) if family == Family::Ipv4 && q.interface.is_some() => Err(libc::EHOSTUNREACH),
+        answer => answer,
+    }
+}
+
+/// The policy rules and tables, in order.
+fn fib_lookup(snap: &Snapshot, q: &RouteQuery, family: Family) -> LookupAnswer {
     let mut rules: Vec<Rule> = snap
         .rules()
         .filter(|r| r.family == family)

@@ -279,6 +279,24 @@ impl Target {
         Target::new(local.ip(), peer.ip(), interface, snapshot)
     }
 
+    /// The checks of [`Target::new`] that concern the remote address alone: it is normalised
+    /// (IPv4-mapped to IPv4), specified, not multicast and not broadcast. For glue that must
+    /// ask the kernel for a source address before it can make a target: reject a remote that
+    /// no local address would make valid before asking.
+    pub fn check_remote(remote: IpAddr, snapshot: &Snapshot) -> Result<IpAddr, TargetError> {
+        let remote = normalise(remote);
+        if remote.is_unspecified() {
+            return Err(TargetError::UnspecifiedRemote { remote });
+        }
+        if remote.is_multicast() {
+            return Err(TargetError::MulticastRemote { remote });
+        }
+        if is_broadcast(remote, snapshot) {
+            return Err(TargetError::BroadcastRemote { remote });
+        }
+        Ok(remote)
+    }
+
     /// A target from a query, without the checks: for tests of the parts that take a target.
     #[cfg(test)]
     pub(crate) fn unchecked(query: RouteQuery) -> Target {
@@ -487,6 +505,32 @@ mod tests {
         for (local, remote, interface, want) in cases {
             assert_eq!(err(local, remote, interface), want, "{local} -> {remote}");
         }
+    }
+
+    #[test]
+    fn remote_alone_is_checked_like_in_new() {
+        let snap = network();
+        let check = |r: &str| Target::check_remote(ip(r), &snap);
+        assert_eq!(check("::ffff:198.18.5.1"), Ok(ip("198.18.5.1")));
+        assert_eq!(check("::1"), Ok(ip("::1")));
+        assert_eq!(
+            check("0.0.0.0"),
+            Err(TargetError::UnspecifiedRemote {
+                remote: ip("0.0.0.0")
+            })
+        );
+        assert_eq!(
+            check("ff02::1"),
+            Err(TargetError::MulticastRemote {
+                remote: ip("ff02::1")
+            })
+        );
+        assert_eq!(
+            check("198.18.0.255"),
+            Err(TargetError::BroadcastRemote {
+                remote: ip("198.18.0.255")
+            })
+        );
     }
 
     #[test]

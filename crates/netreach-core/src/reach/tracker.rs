@@ -7,8 +7,8 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::event::Event;
-use crate::model::{LinkKind, RouteType, Snapshot};
-use crate::reach::evaluate::{LookupAnswer, evaluate};
+use crate::model::{Family, LinkKind, Route, RouteType, Snapshot};
+use crate::reach::evaluate::{LookupAnswer, evaluate_along};
 use crate::reach::index::TargetIndex;
 use crate::reach::target::{RouteQuery, Target};
 use crate::reach::verdict::{Reachability, Reason};
@@ -262,7 +262,7 @@ impl ConnectionTracker {
     /// | interface added | bound to it or with a path through it | look up |
     /// | address added or removed | with that local address | re-evaluate and look up |
     /// | address flags changed | with that local address | re-evaluate |
-    /// | route added or removed (any table) | with the remote inside its prefix (a default route: all of its family) | look up |
+    /// | route added or removed (any table) | with the remote inside its prefix (a default route: all of its family), unless their last answer is a more specific route of the same table | look up |
     /// | policy rule added or removed | matching its `from`/`to` selectors (all of the family when it has none or is inverted) | look up |
     pub fn handle_events(&mut self, snapshot: &Snapshot, events: &[Event]) {
         let mut needs: BTreeMap<TargetId, Need> = BTreeMap::new();
@@ -294,7 +294,11 @@ impl ConnectionTracker {
                     mark(&mut ix.with_local(new.address), REEVALUATE)
                 }
                 Event::RouteAdded(r) | Event::RouteRemoved(r) => {
-                    mark(&mut ix.remote_in(r.destination), LOOKUP)
+                    let entries = &self.entries;
+                    let mut affected = ix
+                        .remote_in(r.destination)
+                        .filter(|id| entries.get(id).is_none_or(|e| !shadowed(e, r)));
+                    mark(&mut affected, LOOKUP)
                 }
                 Event::RuleAdded(r) | Event::RuleRemoved(r) => {
                     let candidates: Vec<TargetId> = match r.destination {
@@ -465,7 +469,7 @@ impl ConnectionTracker {
         let Some(answer) = &entry.answer else {
             return;
         };
-        let new = evaluate(entry.target.query(), answer, snapshot);
+        let new = evaluate_along(entry.target.query(), answer, snapshot, &entry.interfaces);
         if entry.reported.as_ref() == Some(&new) {
             return;
         }
@@ -476,6 +480,26 @@ impl ConnectionTracker {
         self.changes
             .push_back(ReachabilityChange { target, old, new });
     }
+}
+
+/// The target's last answer is a more specific route of the same table than `changed`: the
+/// kernel's longest-prefix match in that table still picks it, so `changed` coming or going
+/// cannot change the answer. (A change in another table, a rule, or of the route itself still
+/// brings a lookup.) Host routes are left out: a plain lookup's answer is a `/32` or `/128`
+/// built for the lookup, which says nothing about the table.
+fn shadowed(entry: &Entry, changed: &Route) -> bool {
+    let Some(Ok(found)) = &entry.answer else {
+        return false;
+    };
+    let full = match found.family {
+        Family::Ipv4 => 32,
+        Family::Ipv6 => 128,
+    };
+    let len = found.destination.prefix_len();
+    found.table != 0
+        && found.table == changed.table
+        && len < full
+        && len > changed.destination.prefix_len()
 }
 
 /// Which re-evaluated verdicts are reported.

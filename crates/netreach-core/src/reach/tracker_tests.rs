@@ -291,22 +291,60 @@ fn the_path_interface_coming_back_brings_a_lookup() {
         Update::DelRoute(route("0.0.0.0/0", "198.18.0.1", ETH0)),
     ]);
     sim.run();
-    let c = sim.changes();
-    let news: Vec<_> = c.iter().map(|c| c.new.clone()).collect();
+    // The lookup then finds no route; the cause is still the interface, and one change.
+    let news: Vec<_> = sim.changes().into_iter().map(|c| c.new).collect();
     assert_eq!(
         news,
-        [
-            Reachability::Unreachable(Reason::InterfaceDown { interface: eth0() }),
-            Reachability::Unreachable(Reason::NoRoute),
-        ]
+        [Reachability::Unreachable(Reason::InterfaceDown {
+            interface: eth0()
+        })]
     );
     // Up again: the target is still indexed under eth0, so it is looked up.
     sim.apply([link(&sim, ETH0, |i| i.admin_up = true)]);
-    assert_eq!(sim.take_actions().len(), 1);
+    let actions = sim.take_actions();
+    assert_eq!(actions.len(), 1);
+    assert!(sim.changes().is_empty(), "good news waits for the lookup");
+    for a in actions {
+        sim.answer(a);
+    }
+    // Nobody put the default route back: now there is no route, and the interface is fine.
     assert_eq!(
         sim.tracker.reachability(ids[0]),
         Some(&Reachability::Unreachable(Reason::NoRoute))
     );
+    sim.apply([new_route(route("0.0.0.0/0", "198.18.0.1", ETH0))]);
+    sim.run();
+    assert_eq!(
+        sim.tracker.reachability(ids[0]),
+        Some(&via("198.18.0.1", ETH0, "eth0"))
+    );
+}
+
+#[test]
+fn no_route_after_the_path_interface_went_away_names_the_interface() {
+    let (mut sim, ids) = started(&[("198.18.0.2", "198.18.5.1"), ("198.18.1.2", "198.18.1.9")]);
+    // wlan0 is deleted with its address and routes: the near target's address is gone first.
+    sim.apply([Update::DelLink(WLAN0)]);
+    sim.run();
+    assert_eq!(
+        sim.tracker.reachability(ids[1]),
+        Some(&Reachability::Unreachable(Reason::LocalAddressRemoved))
+    );
+    // eth0 loses carrier and someone deletes the default route meanwhile: carrier, not route.
+    sim.apply([
+        link(&sim, ETH0, |i| i.carrier = false),
+        Update::DelRoute(route("0.0.0.0/0", "198.18.0.1", ETH0)),
+    ]);
+    sim.run();
+    let c = sim.changes();
+    assert!(
+        matches!(
+            c.last().map(|c| &c.new),
+            Some(Reachability::Unreachable(Reason::CarrierLost { .. }))
+        ),
+        "{c:?}"
+    );
+    assert_eq!(c.iter().filter(|c| c.target == ids[0]).count(), 1);
 }
 
 /// Ten thousand targets: a change costs in proportion to the targets it can affect.
@@ -377,4 +415,46 @@ fn changes_serialise_for_machines() {
         c.to_string(),
         "target 0: unreachable: interface eth0 has no carrier (was reachable via 198.18.0.1 dev eth0)"
     );
+}
+
+/// A default route coming or going concerns the targets that use it, not those a more
+/// specific route of the same table serves; a route in another table concerns them all.
+#[test]
+fn routes_shadowed_by_a_more_specific_one_cost_nothing() {
+    let near: Vec<(String, String)> = (0..50)
+        .map(|n| ("198.18.1.2".to_owned(), format!("198.18.1.{}", n + 10)))
+        .collect();
+    let far: Vec<(String, String)> = (0..50)
+        .map(|n| ("198.18.0.2".to_owned(), format!("198.19.0.{}", n + 10)))
+        .collect();
+    let pairs: Vec<(&str, &str)> = near
+        .iter()
+        .chain(&far)
+        .map(|(l, r)| (l.as_str(), r.as_str()))
+        .collect();
+    let (mut sim, ids) = started(&pairs);
+    let default = route("0.0.0.0/0", "198.18.0.1", ETH0);
+    sim.apply([Update::DelRoute(default.clone())]);
+    let looked: Vec<_> = sim.take_actions();
+    assert_eq!(
+        looked.len(),
+        50,
+        "only the targets through the default route"
+    );
+    assert!(looked.iter().all(
+        |a| matches!(a, Action::LookupRoute { query, .. } if query.local == ip("198.18.0.2"))
+    ));
+    for a in looked {
+        sim.answer(a);
+    }
+    assert!(ids[50..].iter().all(
+        |id| sim.tracker.reachability(*id) == Some(&Reachability::Unreachable(Reason::NoRoute))
+    ));
+    sim.apply([new_route(default)]);
+    assert_eq!(sim.take_actions().len(), 50);
+    // The same default route in another table: the near targets' answers say nothing about it.
+    let mut other = route("0.0.0.0/0", "198.18.1.1", WLAN0);
+    other.table = 100;
+    sim.apply([new_route(other)]);
+    assert_eq!(sim.tracker.last_examined(), 100);
 }

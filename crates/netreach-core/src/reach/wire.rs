@@ -3,11 +3,13 @@
 //!
 //! The request carries the destination (`RTA_DST`), the source (`RTA_SRC`) and, when the target
 //! is bound to one, the output interface (`RTA_OIF`), so the kernel's answer honours policy
-//! routing, and `RTM_F_LOOKUP_TABLE` so the answer names the table that matched (without it an
-//! IPv4 answer always says `main`). With `fib_match` set (`RTM_F_FIB_MATCH`) the kernel answers with the routing-table
-//! entry that matched (its prefix, table, type, gateway, interface and `linkdown` flag) instead of
-//! a host route built for the lookup. netreach asks with `fib_match`: see
-//! `docs/reachability.md` for what the kernel answers in each case.
+//! routing, and for IPv4 `RTM_F_LOOKUP_TABLE` so the answer names the table that matched (without
+//! it an IPv4 answer always says `main`; IPv6 answers always name it, and a socket with strict
+//! checking, as the monitor's is, gets `EINVAL` for an IPv6 request with that flag). With
+//! `fib_match` set (`RTM_F_FIB_MATCH`) the kernel answers with the routing-table entry that
+//! matched (its prefix, table, type, gateway, interface and `linkdown` flag) instead of a host
+//! route built for the lookup. netreach asks with `fib_match`: see `docs/reachability.md` for
+//! what the kernel answers in each case.
 
 use std::net::IpAddr;
 
@@ -41,7 +43,11 @@ pub fn route_lookup_request(seq: u32, query: &RouteQuery, fib_match: bool) -> Ve
     msg.header.destination_prefix_length = dst_len;
     msg.header.source_prefix_length = src_len;
     // Without RTM_F_LOOKUP_TABLE the IPv4 answer names table `main` whichever table matched.
-    msg.header.flags = RouteFlags::LookupTable;
+    // IPv6 names the real table anyway, and with NETLINK_GET_STRICT_CHK set (the monitor's
+    // request socket has it, for dumps) rejects any flag but RTM_F_FIB_MATCH with EINVAL.
+    if family == AddressFamily::Inet {
+        msg.header.flags = RouteFlags::LookupTable;
+    }
     if fib_match {
         msg.header.flags |= RouteFlags::FibMatch;
     }
@@ -130,7 +136,10 @@ mod tests {
                 panic!("{nl:?}")
             };
             assert_eq!(m.header.flags.contains(RouteFlags::FibMatch), fib);
-            assert!(m.header.flags.contains(RouteFlags::LookupTable));
+            assert_eq!(
+                m.header.flags.contains(RouteFlags::LookupTable),
+                query.remote.is_ipv4()
+            );
             let full = if query.remote.is_ipv4() { 32 } else { 128 };
             assert_eq!(m.header.destination_prefix_length, full);
             assert_eq!(m.header.source_prefix_length, full);

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod kernel;
+pub mod lab;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,94 @@
+//! One-shot lookups from the caller's thread, on a request socket of their own: the source
+//! address the kernel would choose for a remote (`ip route get REMOTE`), and one target's
+//! reachability now. The watched targets' lookups run on the monitor's thread instead.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use netreach_core::reach::{
+    InterfaceRef, LookupAnswer, Reason, RouteQuery, Target, TargetError, parse_route_lookup_answer,
+    reason_for_errno, route_lookup_request,
+};
+use netreach_core::{Family, Snapshot};
+
+use crate::Error;
+use crate::sys::imp::netlink::{NlSocket, RECV_BUF};
+
+/// A target to `remote` from the source the kernel selects (out of `interface`, if given).
+/// See [`crate::ConnectionMonitor::target_for`].
+pub(super) fn source_target(
+    sock: &mut NlSocket,
+    snap: &Snapshot,
+    remote: IpAddr,
+    interface: Option<InterfaceRef>,
+) -> Result<Target, Error> {
+    let remote = Target::check_remote(remote, snap)?;
+    let oif = match &interface {
+        None => None,
+        Some(r) => {
+            let found = match r {
+                InterfaceRef::Index(i) => snap.interface(*i),
+                InterfaceRef::Name(n) => snap.interface_by_name(n),
+            };
+            let ifc = found.ok_or_else(|| TargetError::UnknownInterface {
+                interface: r.clone(),
+            })?;
+            Some(ifc.index)
+        }
+    };
+    let unspecified = match remote {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let probe = RouteQuery {
+        remote,
+        local: unspecified,
+        interface: oif,
+    };
+    // A plain lookup (no RTM_F_FIB_MATCH): the answer's preferred source is the address the
+    // kernel selected for this destination (IPv4 names it because it differs from the
+    // unspecified one asked with).
+    let route = match lookup(sock, &probe, false)? {
+        Ok(route) => route,
+        Err(errno) => {
+            return Err(Error::NoSource {
+                remote,
+                reason: reason_for_errno(errno, &probe, snap),
+            });
+        }
+    };
+    let family = Family::of(&remote);
+    let local = route.prefsrc.or_else(|| {
+        // No source selected (an unusual answer): a usable address of the output interface.
+        route.interface.and_then(|i| {
+            snap.addresses_of(i)
+                .filter(|a| a.family() == family && a.is_usable())
+                .min_by_key(|a| a.is_link_local())
+                .map(|a| a.address)
+        })
+    });
+    let Some(local) = local else {
+        // No address of the family to send from.
+        return Err(Error::NoSource {
+            remote,
+            reason: Reason::LocalAddressRemoved,
+        });
+    };
+    Ok(Target::new(local, remote, interface, snap)?)
+}
+
+/// One route lookup on `sock`, with or without `RTM_F_FIB_MATCH`.
+pub(super) fn lookup(
+    sock: &mut NlSocket,
+    query: &RouteQuery,
+    fib_match: bool,
+) -> Result<LookupAnswer, Error> {
+    let seq = sock.next_seq();
+    sock.send_bytes(&route_lookup_request(seq, query, fib_match))?;
+    let mut buf = vec![0; RECV_BUF];
+    loop {
+        let n = sock.recv_answer(&mut buf)?;
+        if let Some(a) = parse_route_lookup_answer(&buf[..n], seq) {
+            return Ok(a);
+        }
+    }
+}
