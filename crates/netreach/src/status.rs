@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -89,6 +90,10 @@ impl StatusNotification {
 /// Shared between the handles and the extension on the monitor's thread.
 #[derive(Debug)]
 struct StatusShared {
+    /// Live [`StatusMonitor`] handles. Counted apart from the `Arc`, which subscriptions and
+    /// the extension hold too: the extension detaches when the last handle goes, and that ends
+    /// the subscriptions.
+    handles: AtomicUsize,
     current: std::sync::Mutex<(Connectivity, u64)>,
     verification: std::sync::Mutex<Verification>,
     changes: Arc<Broadcast<StatusNotification>>,
@@ -118,7 +123,7 @@ struct StatusShared {
 /// The transport medium of an interface comes from its link kind and, in the caller's own
 /// namespace only, from sysfs (`/sys/class/net/NAME`): sysfs shows the namespace that mounted
 /// it, so for another namespace only the link kind is used.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct StatusMonitor {
     monitor: Monitor,
     shared: Arc<StatusShared>,
@@ -161,6 +166,7 @@ impl StatusMonitor {
         // The state now is the baseline; the extension reports what changes from here.
         let tracker = StatusTracker::from_snapshot(&snap, config);
         let shared = Arc::new(StatusShared {
+            handles: AtomicUsize::new(1),
             current: std::sync::Mutex::new((tracker.status().clone(), 0)),
             verification: std::sync::Mutex::new(Verification::default()),
             changes: Arc::new(Broadcast::new()),
@@ -267,10 +273,20 @@ impl StatusMonitor {
     }
 }
 
+impl Clone for StatusMonitor {
+    fn clone(&self) -> StatusMonitor {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        StatusMonitor {
+            monitor: self.monitor.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
 impl Drop for StatusMonitor {
     fn drop(&mut self) {
-        // Two holders left (this handle and the extension): let the thread drop the extension.
-        if Arc::strong_count(&self.shared) <= 2 {
+        // The last handle: let the thread drop the extension, which ends the subscriptions.
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.monitor.poke();
         }
     }
@@ -394,7 +410,7 @@ impl Extension for StatusExtension {
     }
 
     fn is_detached(&self) -> bool {
-        Arc::strong_count(&self.shared) == 1
+        self.shared.handles.load(Ordering::Acquire) == 0
     }
 }
 

@@ -247,3 +247,21 @@ fn excluded_interfaces_do_not_count() {
     assert_eq!(all.connectivity().ipv4, Level::Internet);
     assert_eq!(without.connectivity().ipv4, Level::Disconnected);
 }
+
+#[test]
+fn dropping_the_last_handle_ends_subscriptions() {
+    let (host, _router) = host_and_router();
+    let monitor = Monitor::in_netns(host.netns()).expect("monitor");
+    let status = StatusMonitor::new(&monitor, ConnectivityConfig::default());
+    let clone = status.clone();
+    let mut sub = status.subscribe();
+    assert!(matches!(sub.recv(), Some(StatusNotification::Ready { .. })));
+    drop(status);
+    // A clone still lives: the stream goes on.
+    assert!(sub.recv_timeout(Duration::from_millis(300)).is_none());
+    assert!(sub.try_recv().is_ok(), "not ended while a handle lives");
+    drop(clone);
+    // The monitor itself still runs, but this status monitor is gone: its stream ends.
+    assert_eq!(sub.recv_timeout(WAIT), None);
+    assert!(matches!(sub.try_recv(), Err(netreach::Error::Stopped)));
+}
