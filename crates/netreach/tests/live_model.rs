@@ -311,19 +311,23 @@ fn start_during_a_burst_misses_nothing() {
             ));
         }
     }
-    let path = std::env::temp_dir().join(format!("{}-batch", ns.name));
-    std::fs::write(&path, add).unwrap();
+    // The burst runs in the background, fed through standard input, while monitors start.
     let mut burst = std::process::Command::new("ip")
-        .args(["-n", &ns.name, "-batch"])
-        .arg(&path)
+        .args(["-n", &ns.name, "-batch", "-"])
+        .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let mut stdin = burst.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(add.as_bytes()).unwrap();
+    });
     std::thread::sleep(Duration::from_millis(50));
     let monitors: Vec<_> = (0..3)
         .map(|_| Monitor::in_netns(ns.netns()).expect("monitor"))
         .collect();
+    feeder.join().unwrap();
     assert!(burst.wait().unwrap().success());
-    let _ = std::fs::remove_file(path);
     for m in &monitors {
         wait_until("each monitor to reach the kernel's state", SETTLE, || {
             matches_kernel(&ns, &m.snapshot())

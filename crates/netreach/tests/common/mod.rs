@@ -76,12 +76,25 @@ impl Ns {
     }
 
     /// Runs many `ip` commands at once from a batch file (`ip -batch`).
+    /// The commands go to `ip`'s standard input, so no file is left behind on failure.
     pub fn ip_batch(&self, lines: &str) {
-        let path = std::env::temp_dir().join(format!("{}-batch", self.name));
-        std::fs::write(&path, lines).expect("write batch");
-        let p = path.to_string_lossy().into_owned();
-        run("ip", &["-n", &self.name, "-batch", &p]);
-        let _ = std::fs::remove_file(path);
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = Command::new("ip")
+            .args(["-n", &self.name, "-batch", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run ip -batch");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(lines.as_bytes()).expect("feed ip -batch");
+        }
+        let out = child.wait_with_output().expect("wait for ip -batch");
+        assert!(
+            out.status.success(),
+            "ip -batch: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// A veth pair with both ends here.
