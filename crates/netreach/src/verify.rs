@@ -138,10 +138,11 @@ pub struct Verification {
 }
 
 impl Verification {
-    fn of(latest: &BTreeMap<ProbeKey, ProbeResult>) -> Verification {
+    /// Sums up probe results (the latest per interface and family).
+    pub fn from_results(results: Vec<ProbeResult>) -> Verification {
         let best = |family: Option<Family>| {
-            latest
-                .values()
+            results
+                .iter()
                 .filter(|r| family.is_none_or(|f| r.family == f))
                 .map(|r| Verified::of(&r.verdict))
                 .max()
@@ -151,10 +152,10 @@ impl Verification {
             internet: best(None),
             ipv4: best(Some(Family::Ipv4)),
             ipv6: best(Some(Family::Ipv6)),
-            portal_url: latest
-                .values()
+            portal_url: results
+                .iter()
                 .find_map(|r| r.verdict.portal_url().map(str::to_owned)),
-            results: latest.values().cloned().collect(),
+            results,
         }
     }
 }
@@ -249,7 +250,7 @@ impl Verifier {
     }
 
     pub(crate) fn summary(&self) -> Verification {
-        Verification::of(&self.latest)
+        Verification::from_results(self.latest.values().cloned().collect())
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {

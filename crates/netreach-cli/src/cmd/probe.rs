@@ -11,7 +11,6 @@ use netreach::probe::{ProbeEndpoint, ProbeResult, ProbeVerdict};
 use netreach::{Family, Monitor, Netns, ProbeConfig};
 
 use crate::cli::{OneFamily, ProbeArgs};
-use crate::output::json;
 use crate::{Failure, Outcome};
 
 /// The endpoint and timeout the flags ask for.
@@ -124,8 +123,8 @@ pub fn run(
     let results = probe_all(&monitor, &config, interfaces, family);
     let mut out = io::stdout().lock();
     if as_json {
-        serde_json::to_writer(&mut out, &json::ProbeReport::new(&results))
-            .map_err(io::Error::from)?;
+        let report = netreach::Verification::from_results(results.clone());
+        serde_json::to_writer(&mut out, &report).map_err(io::Error::from)?;
         writeln!(out)?;
     } else if results.is_empty() {
         writeln!(out, "no interface to probe")?;

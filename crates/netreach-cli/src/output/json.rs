@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use netreach::core::connectivity::{Connectivity, ConnectivityChange};
 use netreach::core::reach::{Reachability, Reason};
-use netreach::probe::{ProbeResult, ProbeVerdict};
+use netreach::probe::ProbeResult;
 use netreach::{Address, AddressFlags, Event, Interface, Notification, Route, Rule, Snapshot};
 use netreach::{Verification, VerificationChange};
 use serde::Serialize;
@@ -45,7 +45,7 @@ pub struct Status<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     connectivity: Option<ConnectivityJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    verification: Option<ProbeReport<'a>>,
+    verification: Option<Verification>,
     interfaces: Vec<InterfaceJson<'a>>,
     routes: Vec<RouteJson<'a>>,
     rules: Vec<&'a Rule>,
@@ -77,8 +77,8 @@ impl<'a> Status<'a> {
         self
     }
 
-    pub fn with_probes(mut self, results: &'a [ProbeResult]) -> Self {
-        self.verification = Some(ProbeReport::new(results));
+    pub fn with_probes(mut self, results: &[ProbeResult]) -> Self {
+        self.verification = Some(Verification::from_results(results.to_vec()));
         self
     }
 }
@@ -105,44 +105,6 @@ impl From<&Connectivity> for ConnectivityJson {
             primary_interface: c.primary_interface().map(str::to_owned),
             medium: c.medium().map(|m| m.as_str()),
             metered: c.is_metered(),
-        }
-    }
-}
-
-/// `probe --json` and the `verification` of `status --probe --json`: the summary and every
-/// result.
-#[derive(Serialize)]
-pub struct ProbeReport<'a> {
-    internet: &'static str,
-    ipv4: &'static str,
-    ipv6: &'static str,
-    portal_url: Option<&'a str>,
-    results: &'a [ProbeResult],
-}
-
-impl<'a> ProbeReport<'a> {
-    pub fn new(results: &'a [ProbeResult]) -> ProbeReport<'a> {
-        let best = |f: Option<netreach::Family>| {
-            results
-                .iter()
-                .filter(|r| f.is_none_or(|f| r.family == f))
-                .map(|r| match r.verdict {
-                    ProbeVerdict::Full => 4,
-                    ProbeVerdict::Portal { .. } => 3,
-                    ProbeVerdict::Limited { .. } => 2,
-                    _ => 1,
-                })
-                .max()
-                .map_or("unverified", |n| {
-                    ["", "none", "limited", "portal", "full"][n]
-                })
-        };
-        ProbeReport {
-            internet: best(None),
-            ipv4: best(Some(netreach::Family::Ipv4)),
-            ipv6: best(Some(netreach::Family::Ipv6)),
-            portal_url: results.iter().find_map(|r| r.verdict.portal_url()),
-            results,
         }
     }
 }
