@@ -99,7 +99,9 @@ impl Netns {
                     Ok(f())
                 })
                 .map_err(Error::Thread)?;
-            h.join().unwrap_or(Err(Error::Stopped))
+            // A panic in `f` is the caller's: hand it back to the caller's thread.
+            h.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
     }
 }

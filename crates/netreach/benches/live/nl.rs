@@ -38,14 +38,9 @@ pub fn enter(ns: &str) {
 
 /// Runs `f` on a helper thread inside the namespace `ns`.
 pub fn in_ns<R: Send>(ns: &str, f: impl FnOnce() -> R + Send) -> R {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            enter(ns);
-            f()
-        })
-        .join()
-        .expect("helper thread")
-    })
+    netreach::Netns::named(ns)
+        .and_then(|n| n.run(f))
+        .expect("enter the namespace")
 }
 
 /// Which objects a dump asks for.

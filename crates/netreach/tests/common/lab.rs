@@ -13,13 +13,11 @@
 //! 198.18.0.0/15 and 2001:db8::/32 are used, and only inside these namespaces.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use netreach::core::reach::{Path, Reachability, Reason, TargetId};
 use netreach::{ConnectionMonitor, ReachNotification, ReachSubscription};
-use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
 
 use super::{Ns, run};
 
@@ -191,18 +189,7 @@ pub fn sysctl(ns: &Ns, setting: &str) {
 
 /// Runs `f` on a thread that moved into `ns` (`setns`); sockets made there stay in `ns`.
 pub fn in_netns<T: Send + 'static>(ns: &Ns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{}", ns.name);
-    std::thread::spawn(move || {
-        let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-        move_into_link_name_space(
-            std::os::fd::AsFd::as_fd(&file),
-            Some(LinkNameSpaceType::Network),
-        )
-        .unwrap_or_else(|e| panic!("setns {path}: {e}"));
-        f()
-    })
-    .join()
-    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    ns.run(f)
 }
 
 /// Reads a connection monitor's notifications, checking that each change continues from the

@@ -50,6 +50,11 @@ impl Ns {
         Netns::named(self.name.clone()).expect("valid name")
     }
 
+    /// Runs `f` on a thread inside this namespace (sockets it opens stay here).
+    pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.netns().run(f).expect("enter the test namespace")
+    }
+
     /// `ip -n NAME ARGS...`, panicking with the error output on failure.
     pub fn ip(&self, args: &str) -> String {
         let mut v = vec!["-n", &self.name];

@@ -80,13 +80,9 @@ impl Netns {
     /// Runs `f` on a thread that has moved into this namespace, and returns its result.
     /// Sockets created there stay in this namespace for good.
     pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        thread::spawn(move || {
-            enter(&path);
-            f()
-        })
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        netreach::Netns::named(self.name.clone())
+            .and_then(|ns| ns.run(f))
+            .expect("enter the test namespace")
     }
 }
 
