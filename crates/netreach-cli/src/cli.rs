@@ -20,31 +20,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print interfaces with their state, addresses and routes.
-    Status {
-        /// One JSON object instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Also verify internet access with an HTTP probe per interface and family.
-        #[arg(long)]
-        probe: bool,
-        #[command(flatten)]
-        rules: RuleArgs,
-        #[command(flatten)]
-        endpoint: ProbeArgs,
-    },
-    /// Print one line per change as it happens.
-    Watch {
-        /// One JSON object per line, flushed at once. The first is `{"type":"ready",...}`.
-        #[arg(long)]
-        json: bool,
-        /// Also verify internet access with HTTP probes, re-probing after each change.
-        #[arg(long)]
-        probe: bool,
-        #[command(flatten)]
-        rules: RuleArgs,
-        #[command(flatten)]
-        endpoint: ProbeArgs,
-    },
+    Status(ViewArgs),
+    /// Print one line per change as it happens. With --json, one object per line, flushed at
+    /// once; the first is `{"type":"ready",...}`.
+    Watch(ViewArgs),
     /// Verify internet access with an HTTP probe on each interface and family: full, portal
     /// (captive portal), limited, or none. Exit 0 when some probe says full, 1 otherwise.
     Probe {
@@ -122,6 +101,22 @@ pub enum Command {
     /// Print the man page (roff) on standard output.
     #[command(hide = true)]
     Man,
+}
+
+/// What `status` and `watch` show and how.
+#[derive(Debug, Clone, Args)]
+pub struct ViewArgs {
+    /// JSON instead of human-readable text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also verify internet access with HTTP probes per interface and family (`watch`
+    /// re-probes after each change).
+    #[arg(long)]
+    pub probe: bool,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    #[command(flatten)]
+    pub endpoint: ProbeArgs,
 }
 
 /// Options of the connectivity rules.

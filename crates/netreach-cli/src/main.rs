@@ -91,23 +91,19 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Outcome {
     let netns = cmd::netns(cli.netns.as_deref())?;
     match cli.command {
-        Command::Status {
-            json,
-            probe,
-            rules,
-            endpoint,
-        } => {
-            let probe = probe.then(|| cmd::probe::config(&endpoint)).transpose()?;
-            cmd::status::run(&netns, json, &rules, probe)
+        Command::Status(v) => {
+            let probe = v
+                .probe
+                .then(|| cmd::probe::config(&v.endpoint))
+                .transpose()?;
+            cmd::status::run(&netns, v.json, &v.rules, probe)
         }
-        Command::Watch {
-            json,
-            probe,
-            rules,
-            endpoint,
-        } => {
-            let probe = probe.then(|| cmd::probe::config(&endpoint)).transpose()?;
-            cmd::watch::run(&netns, json, &rules, probe)
+        Command::Watch(v) => {
+            let probe = v
+                .probe
+                .then(|| cmd::probe::config(&v.endpoint))
+                .transpose()?;
+            cmd::watch::run(&netns, v.json, &v.rules, probe)
         }
         Command::Probe {
             interfaces,
