@@ -36,6 +36,7 @@ pub mod decode;
 mod diff;
 mod event;
 mod flags;
+pub mod machine;
 mod model;
 pub mod probe;
 pub mod reach;

@@ -35,6 +35,7 @@
 mod endpoint;
 mod http;
 mod schedule;
+mod verification;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -49,6 +50,7 @@ pub use endpoint::{
 };
 pub use http::{MAX_CHUNK_LINE, ParseError, ParseLimits, ProbeResponse, ResponseParser};
 pub use schedule::{ProbeAction, ProbeKey, ProbeSchedule, ProbeScheduler};
+pub use verification::{ProbeBook, Verification, VerificationChange, Verified};
 
 /// The longest portal URL reported; longer `Location` values are cut.
 const MAX_PORTAL_URL: usize = 2048;

@@ -96,7 +96,7 @@ mod wire;
 #[cfg(test)]
 mod rules_tests;
 #[cfg(test)]
-mod sim;
+pub(crate) mod sim;
 #[cfg(test)]
 mod tracker_tests;
 

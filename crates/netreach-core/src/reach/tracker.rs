@@ -18,6 +18,16 @@ use crate::reach::verdict::{Reachability, Reason};
 pub struct TargetId(pub(crate) u64);
 
 impl TargetId {
+    /// A target id chosen by the caller (see [`ConnectionTracker::insert`]).
+    pub const fn new(id: u64) -> TargetId {
+        TargetId(id)
+    }
+
+    /// The id as a number.
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+
     pub(crate) const MIN: TargetId = TargetId(0);
     pub(crate) const MAX: TargetId = TargetId(u64::MAX);
 }
@@ -221,7 +231,19 @@ impl ConnectionTracker {
     /// answer.
     pub fn add(&mut self, target: Target) -> TargetId {
         let id = TargetId(self.next_target);
-        self.next_target += 1;
+        self.insert(id, target);
+        id
+    }
+
+    /// Starts watching a target under an id the caller chose (so that a handle on another
+    /// thread can name the target before the tracker has seen it). Returns `false`, and changes
+    /// nothing, when the id is taken. Ids taken this way are never handed out by
+    /// [`ConnectionTracker::add`].
+    pub fn insert(&mut self, id: TargetId, target: Target) -> bool {
+        if self.entries.contains_key(&id) {
+            return false;
+        }
+        self.next_target = self.next_target.max(id.0.saturating_add(1));
         let interfaces: Vec<u32> = target.interface().into_iter().collect();
         self.index.insert(id, &target, &interfaces);
         self.entries.insert(
@@ -236,7 +258,7 @@ impl ConnectionTracker {
             },
         );
         self.queue_lookup(id);
-        id
+        true
     }
 
     /// Stops watching a target. Its pending changes are dropped, and the answer to a lookup in
@@ -366,6 +388,21 @@ impl ConnectionTracker {
         if stale {
             self.queue_lookup(target);
         }
+    }
+
+    /// Lookup `id` got no answer: sending or receiving it failed (a transport error, which says
+    /// nothing about the route). The target keeps its last verdict and is idle again; returns
+    /// it so that the caller can look it up again later with [`ConnectionTracker::refresh`].
+    /// `None` for an unknown id or a removed target.
+    pub fn handle_lookup_failed(&mut self, id: LookupId) -> Option<TargetId> {
+        let target = self.lookups.remove(&id)?;
+        let entry = self.entries.get_mut(&target)?;
+        if let Lookup::Sent(l) | Lookup::SentStale(l) = entry.lookup {
+            if l == id {
+                entry.lookup = Lookup::Idle;
+            }
+        }
+        Some(target)
     }
 
     /// The next action to perform, if any.
