@@ -13,8 +13,26 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "NAME")]
     pub netns: Option<String>,
 
+    /// How to learn of changes: the kernel's notifications (netlink), or a full dump every
+    /// --poll-interval seconds (polling, for sandboxes without rtnetlink multicast).
+    #[arg(long, global = true, value_enum, default_value_t = BackendArg::Netlink)]
+    pub backend: BackendArg,
+
+    /// Seconds between two dumps with --backend polling.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 2.0, value_parser = positive_seconds)]
+    pub poll_interval: f64,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// rtnetlink notifications: every change at once, no work while idle.
+    Netlink,
+    /// A full dump on an interval, compared with the last.
+    Polling,
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,6 +181,14 @@ fn seconds(s: &str) -> Result<f64, String> {
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if !v.is_finite() || !(0.0..=1e9).contains(&v) {
         return Err(format!("{s:?} is not a number of seconds from 0 to 1e9"));
+    }
+    Ok(v)
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    let v = seconds(s)?;
+    if v < 0.001 {
+        return Err(format!("{s:?} is too short: at least 0.001 seconds"));
     }
     Ok(v)
 }

@@ -89,7 +89,15 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Outcome {
-    let netns = cmd::netns(cli.netns.as_deref())?;
+    let netns = cmd::Scope {
+        netns: cmd::netns(cli.netns.as_deref())?,
+        backend: match cli.backend {
+            cli::BackendArg::Netlink => netreach::BackendKind::Netlink,
+            cli::BackendArg::Polling => netreach::BackendKind::Polling {
+                interval: std::time::Duration::from_secs_f64(cli.poll_interval),
+            },
+        },
+    };
     match cli.command {
         Command::Status(v) => {
             let probe = v

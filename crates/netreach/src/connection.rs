@@ -2,34 +2,30 @@
 //! why. netreach's answer to Qt's `QNetworkConnectionMonitor`.
 //!
 //! The rules and the bookkeeping for any number of targets are the core's
-//! ([`netreach_core::reach::ConnectionTracker`]). This module runs the tracker on the
-//! [`Monitor`]'s thread and does its IO: the kernel's own route lookups (`RTM_GETROUTE`, sent in
-//! pipelined batches on the monitor's request socket), and handing the changes out.
+//! ([`netreach_core::reach::ConnectionTracker`], one per connection monitor inside the monitor's
+//! machine). The monitor's thread does its IO: the kernel's own route lookups (`RTM_GETROUTE`,
+//! sent in pipelined batches through the backend). This module is the handle: it adds and
+//! removes targets, reads the published states, and turns the monitor's one stream into
+//! reachability notifications.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, TcpStream, UdpSocket};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
-use netreach_core::Event;
-use netreach_core::reach::{
-    Action, ConnectionTracker, InterfaceRef, LookupAnswer, LookupId, Reachability, RouteQuery,
-    Target, TargetId, evaluate, parse_route_lookup_answer, route_lookup_request,
-};
+use netreach_core::machine::ReachId;
+use netreach_core::reach::{InterfaceRef, Reachability, Target, TargetId};
 
+#[cfg(target_os = "linux")]
 mod oneshot;
 
-use crate::channel::{Broadcast, Receiver};
-use crate::driver::{Cx, Extension};
-use crate::subscription::lock;
-use crate::sys::imp::netlink::{NlSocket, RECV_BUF};
-use crate::{Error, Monitor};
+use crate::driver::Command;
+use crate::hub::{Interest, Owners, ReachView};
+use crate::subscription::{Got, Next, Reader};
+use crate::{Error, Monitor, Notification};
 
-/// Lookups sent before their answers are read: the answers must fit the socket's buffer.
-const PIPELINE: usize = 256;
 /// How many changes a subscriber may leave unread before it is told it lagged.
 const QUEUE: usize = 65_536;
 
@@ -48,8 +44,11 @@ pub enum ReachNotification {
     /// Reachability, its reason or its path changed. The first report of a new target has
     /// `old: None` and is the state found by the kernel's lookup, never an assumption.
     Changed {
-        /// Sequence number, increasing by one per change of this connection monitor.
+        /// Sequence number in the monitor's one stream ([`Monitor::stream`]): increasing, and
+        /// shared with model changes and every other derived change.
         seq: u64,
+        /// The model change that caused it.
+        cause_seq: u64,
         /// When the change was found.
         time: SystemTime,
         /// Which target.
@@ -69,17 +68,16 @@ pub enum ReachNotification {
     },
 }
 
+/// What the handles of one connection monitor share.
 #[derive(Debug)]
 struct ConnShared {
-    tracker: Mutex<ConnectionTracker>,
-    changes: Arc<Broadcast<ReachNotification>>,
-    /// The last change's sequence number.
-    seq: AtomicU64,
-    /// Route lookups sent by the monitor's thread.
-    lookups: AtomicU64,
-    /// Live [`ConnectionMonitor`] handles (watches hold one each). Counted apart from the
-    /// `Arc`, which the last handle still holds while it pokes the thread to drop the extension.
+    /// Live [`ConnectionMonitor`] handles (watches hold one each): the last one to go detaches
+    /// the tracker, which ends the subscriptions.
     handles: AtomicUsize,
+    /// The next target id.
+    next_target: AtomicU64,
+    /// Targets watched.
+    len: AtomicUsize,
 }
 
 /// Watches any number of connections over the one netlink subscription of a [`Monitor`].
@@ -116,32 +114,28 @@ struct ConnShared {
 #[derive(Debug)]
 pub struct ConnectionMonitor {
     monitor: Monitor,
+    id: ReachId,
     shared: Arc<ConnShared>,
 }
 
 impl ConnectionMonitor {
     /// Starts a connection monitor on `monitor`'s thread.
     pub fn new(monitor: &Monitor) -> ConnectionMonitor {
-        let shared = Arc::new(ConnShared {
-            tracker: Mutex::new(ConnectionTracker::new()),
-            changes: Arc::new(Broadcast::new()),
-            seq: AtomicU64::new(0),
-            lookups: AtomicU64::new(0),
-            handles: AtomicUsize::new(1),
-        });
-        let ext = ConnExtension {
-            shared: shared.clone(),
-            inflight: HashMap::new(),
-            buf: vec![0; RECV_BUF],
-        };
-        monitor.exec(move |state| {
-            // Room for a pipeline of answers.
-            state.requests.set_rcvbuf(4 << 20);
-            state.attach(Box::new(ext));
-        });
+        let id = ReachId(monitor.next_owner());
+        monitor
+            .hub()
+            .with_state(|st| st.reaches.insert(id, ReachView::default()));
+        let (done, attached) = std::sync::mpsc::sync_channel(1);
+        monitor.send(Command::AttachReach { id, done });
+        let _ = attached.recv();
         ConnectionMonitor {
             monitor: monitor.clone(),
-            shared,
+            id,
+            shared: Arc::new(ConnShared {
+                handles: AtomicUsize::new(1),
+                next_target: AtomicU64::new(0),
+                len: AtomicUsize::new(0),
+            }),
         }
     }
 
@@ -173,24 +167,43 @@ impl ConnectionMonitor {
         remote: IpAddr,
         interface: Option<InterfaceRef>,
     ) -> Result<Target, Error> {
-        let mut sock = self.socket()?;
-        self.target_on(&mut sock, remote, interface)
+        #[cfg(target_os = "linux")]
+        {
+            let mut sock = self.socket()?;
+            oneshot::source_target(&mut sock, &self.monitor.snapshot(), remote, interface)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (remote, interface);
+            Err(Error::Unsupported {
+                what: "route lookups",
+            })
+        }
     }
 
     /// One-shot: is `target` reachable now, and by which path? One route lookup from the
     /// caller's thread, judged by the same rules as watched targets.
     pub fn check(&self, target: &Target) -> Result<Reachability, Error> {
-        let mut sock = self.socket()?;
-        self.check_on(&mut sock, target)
+        #[cfg(target_os = "linux")]
+        {
+            let mut sock = self.socket()?;
+            oneshot::check(&mut sock, target, &self.monitor.snapshot())
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = target;
+            Err(Error::Unsupported {
+                what: "route lookups",
+            })
+        }
     }
 
     /// One-shot: can `remote` be reached from here now, and by which path? Like GLib's
     /// `g_network_monitor_can_reach`. The source is the one the kernel would choose
     /// ([`ConnectionMonitor::target_for`]); with no route at all, the answer is the reason.
     pub fn can_reach(&self, remote: IpAddr) -> Result<Reachability, Error> {
-        let mut sock = self.socket()?;
-        match self.target_on(&mut sock, remote, None) {
-            Ok(target) => self.check_on(&mut sock, &target),
+        match self.target_for(remote, None) {
+            Ok(target) => self.check(&target),
             Err(Error::NoSource { reason, .. }) => Ok(Reachability::Unreachable(reason)),
             Err(e) => Err(e),
         }
@@ -199,8 +212,16 @@ impl ConnectionMonitor {
     /// Starts watching a target. Its first report comes once the kernel answered its route
     /// lookup; [`Watch::wait_first`] waits for it.
     pub fn watch(&self, target: Target) -> Watch {
-        let id = lock(&self.shared.tracker).add(target);
-        self.monitor.poke();
+        let id = TargetId::new(self.shared.next_target.fetch_add(1, Ordering::Relaxed));
+        let owner = self.id;
+        // Into the published view first, so that a subscription made from now on lists it.
+        self.monitor.hub().with_state(|st| {
+            if let Some(v) = st.reaches.get_mut(&owner) {
+                v.targets.insert(id, (target.clone(), None));
+            }
+        });
+        self.shared.len.fetch_add(1, Ordering::Relaxed);
+        self.monitor.send(Command::AddTarget { owner, id, target });
         Watch {
             id,
             conn: self.clone(),
@@ -243,12 +264,17 @@ impl ConnectionMonitor {
     /// The current state of a target; `None` before its first lookup was answered or when it
     /// is not watched.
     pub fn reachability(&self, id: TargetId) -> Option<Reachability> {
-        lock(&self.shared.tracker).reachability(id).cloned()
+        self.monitor.hub().with_state(|st| {
+            st.reaches
+                .get(&self.id)
+                .and_then(|v| v.targets.get(&id))
+                .and_then(|(_, r)| r.clone())
+        })
     }
 
     /// How many targets are watched.
     pub fn len(&self) -> usize {
-        lock(&self.shared.tracker).len()
+        self.shared.len.load(Ordering::Relaxed)
     }
 
     /// True when no target is watched.
@@ -259,50 +285,47 @@ impl ConnectionMonitor {
     /// How many route lookups the monitor's thread has sent for this connection monitor: a
     /// measure of the work changes cost (one-shot checks are not counted).
     pub fn route_lookups(&self) -> u64 {
-        self.shared.lookups.load(Ordering::Relaxed)
+        self.monitor
+            .hub()
+            .with_state(|st| st.reaches.get(&self.id).map_or(0, |v| v.lookups))
     }
 
     /// Changes of every target: first the current states, then each change.
     pub fn subscribe(&self) -> ReachSubscription {
-        // Under the tracker's lock, which the thread holds while it hands changes out: each
-        // change is either in the states below or sent to this subscription, never both or
-        // neither.
-        let t = lock(&self.shared.tracker);
-        let targets = t
-            .targets()
-            .map(|(id, target)| (id, target.clone(), t.reachability(id).cloned()))
-            .collect();
-        let rx = self.shared.changes.subscribe(
-            QUEUE,
-            ReachNotification::Ready {
+        let owner = self.id;
+        let interest = Interest {
+            model: false,
+            statuses: Owners::None,
+            reaches: Owners::One(owner.0),
+        };
+        // Under the hub's lock, which the thread holds while it publishes: each change is
+        // either in the states below or in this subscription's queue, never both or neither.
+        let (reader, targets) = Reader::new(self.monitor.hub(), interest, QUEUE, |st| {
+            st.reaches
+                .get(&owner)
+                .map(|v| {
+                    v.targets
+                        .iter()
+                        .map(|(id, (t, r))| (*id, t.clone(), r.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        ReachSubscription {
+            reader,
+            ready: Some(ReachNotification::Ready {
                 time: SystemTime::now(),
                 targets,
-            },
-            || ReachNotification::Lagged {
-                time: SystemTime::now(),
-            },
-        );
-        drop(t);
-        ReachSubscription { rx }
+            }),
+        }
     }
 
     /// A request socket of its own in the monitor's namespace, for one-shot lookups.
-    fn socket(&self) -> Result<NlSocket, Error> {
-        self.monitor.netns().run(NlSocket::requests)?
-    }
-
-    fn target_on(
-        &self,
-        sock: &mut NlSocket,
-        remote: IpAddr,
-        interface: Option<InterfaceRef>,
-    ) -> Result<Target, Error> {
-        oneshot::source_target(sock, &self.monitor.snapshot(), remote, interface)
-    }
-
-    fn check_on(&self, sock: &mut NlSocket, target: &Target) -> Result<Reachability, Error> {
-        let answer = oneshot::lookup(sock, target.query(), true)?;
-        Ok(evaluate(target.query(), &answer, &self.monitor.snapshot()))
+    #[cfg(target_os = "linux")]
+    fn socket(&self) -> Result<crate::sys::imp::netlink::NlSocket, Error> {
+        self.monitor
+            .netns()
+            .run(crate::sys::imp::netlink::NlSocket::requests)?
     }
 }
 
@@ -311,6 +334,7 @@ impl Clone for ConnectionMonitor {
         self.shared.handles.fetch_add(1, Ordering::Relaxed);
         ConnectionMonitor {
             monitor: self.monitor.clone(),
+            id: self.id,
             shared: self.shared.clone(),
         }
     }
@@ -318,9 +342,9 @@ impl Clone for ConnectionMonitor {
 
 impl Drop for ConnectionMonitor {
     fn drop(&mut self) {
-        // The last handle: let the thread drop the extension, which ends the subscriptions.
+        // The last handle: detach the tracker, which ends the subscriptions.
         if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.monitor.poke();
+            self.monitor.send(Command::DetachReach(self.id));
         }
     }
 }
@@ -363,181 +387,101 @@ impl Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        lock(&self.conn.shared.tracker).remove(self.id);
-    }
-}
-
-/// The tracker's IO, on the monitor's thread.
-struct ConnExtension {
-    shared: Arc<ConnShared>,
-    /// Lookups sent and not yet answered, by netlink sequence number.
-    inflight: HashMap<u32, LookupId>,
-    buf: Vec<u8>,
-}
-
-impl ConnExtension {
-    /// Does every lookup the tracker asks for, in pipelined batches, publishing the changes of
-    /// each batch as soon as its answers are in.
-    fn drive(&mut self, cx: &mut Cx<'_>) {
-        loop {
-            let batch: Vec<(LookupId, RouteQuery)> = {
-                let mut t = lock(&self.shared.tracker);
-                std::iter::from_fn(|| t.poll_action())
-                    .filter_map(|a| match a {
-                        Action::LookupRoute { id, query } => Some((id, query)),
-                        // The only action today; a newer core's others have no IO here.
-                        _ => None,
-                    })
-                    .take(PIPELINE)
-                    .collect()
-            };
-            if batch.is_empty() {
-                break;
+        let (owner, id) = (self.conn.id, self.id);
+        self.conn.monitor.hub().with_state(|st| {
+            if let Some(v) = st.reaches.get_mut(&owner) {
+                v.targets.remove(&id);
             }
-            let answers = self.lookup_batch(cx.requests, &batch);
-            {
-                let mut t = lock(&self.shared.tracker);
-                for (id, answer) in answers {
-                    t.handle_lookup(id, answer, cx.snapshot);
-                }
-            }
-            self.publish();
-        }
-    }
-
-    /// Sends a batch of lookups, then reads their answers. Every lookup gets exactly one answer
-    /// (an errno when sending or receiving failed).
-    fn lookup_batch(
-        &mut self,
-        sock: &mut NlSocket,
-        batch: &[(LookupId, RouteQuery)],
-    ) -> Vec<(LookupId, LookupAnswer)> {
-        let mut answers = Vec::with_capacity(batch.len());
-        self.inflight.clear();
-        self.shared
-            .lookups
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        for (id, query) in batch {
-            let seq = sock.next_seq();
-            match sock.send_bytes(&route_lookup_request(seq, query, true)) {
-                Ok(()) => {
-                    self.inflight.insert(seq, *id);
-                }
-                Err(e) => answers.push((*id, Err(errno_of(&e)))),
-            }
-        }
-        while !self.inflight.is_empty() {
-            let n = match sock.recv_answer(&mut self.buf) {
-                Ok(n) => n,
-                Err(e) => {
-                    let errno = errno_of(&e);
-                    answers.extend(self.inflight.drain().map(|(_, id)| (id, Err(errno))));
-                    break;
-                }
-            };
-            let datagram = &self.buf[..n];
-            let Some(seq) = datagram
-                .get(8..12)
-                .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-            else {
-                continue;
-            };
-            if let Some(id) = self.inflight.get(&seq).copied() {
-                if let Some(answer) = parse_route_lookup_answer(datagram, seq) {
-                    self.inflight.remove(&seq);
-                    answers.push((id, answer));
-                }
-            }
-        }
-        answers
-    }
-
-    /// Hands the tracker's changes out, holding its lock so that a new subscription sees each
-    /// change exactly once (see [`ConnectionMonitor::subscribe`]). Sending never waits.
-    fn publish(&self) {
-        let time = SystemTime::now();
-        let mut t = lock(&self.shared.tracker);
-        while let Some(change) = t.poll_change() {
-            let Some(target) = t.target(change.target).cloned() else {
-                continue; // removed meanwhile
-            };
-            let seq = self.shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
-            self.shared.changes.send(ReachNotification::Changed {
-                seq,
-                time,
-                id: change.target,
-                target,
-                old: change.old,
-                new: change.new,
-            });
-        }
-    }
-}
-
-fn errno_of(e: &Error) -> i32 {
-    use std::error::Error as _;
-    e.source()
-        .and_then(|s| s.downcast_ref::<std::io::Error>())
-        .and_then(std::io::Error::raw_os_error)
-        .unwrap_or(libc_eio())
-}
-
-/// `EIO`, for a failure that carries no errno.
-const fn libc_eio() -> i32 {
-    5
-}
-
-impl Extension for ConnExtension {
-    fn on_batch(&mut self, cx: &mut Cx<'_>, events: &[Event]) {
-        lock(&self.shared.tracker).handle_events(cx.snapshot, events);
-        // Bad news the snapshot alone decides (carrier lost, address removed) goes out now,
-        // before the lookups that follow.
-        self.publish();
-        self.drive(cx);
-    }
-
-    fn on_poke(&mut self, cx: &mut Cx<'_>) {
-        self.drive(cx);
-    }
-
-    /// Notifications were lost: the difference came as events, but look every target up again
-    /// anyway (as the tracker's contract asks); only what really changed is reported.
-    fn on_resync(&mut self, cx: &mut Cx<'_>) {
-        lock(&self.shared.tracker).refresh_all();
-        self.drive(cx);
-    }
-
-    fn is_detached(&self) -> bool {
-        self.shared.handles.load(Ordering::Acquire) == 0
-    }
-}
-
-impl Drop for ConnExtension {
-    fn drop(&mut self) {
-        self.shared.changes.close();
+        });
+        self.conn.shared.len.fetch_sub(1, Ordering::Relaxed);
+        self.conn.monitor.send(Command::RemoveTarget { owner, id });
     }
 }
 
 /// Reachability changes from a [`ConnectionMonitor`], for blocking code and any async runtime.
 #[derive(Debug)]
 pub struct ReachSubscription {
-    rx: Receiver<ReachNotification>,
+    reader: Reader,
+    ready: Option<ReachNotification>,
 }
 
 impl ReachSubscription {
     /// The next item, waiting as long as it takes; `None` when the monitor has stopped.
     pub fn recv(&mut self) -> Option<ReachNotification> {
-        self.rx.recv()
+        self.recv_deadline(None)
     }
 
     /// The next item, waiting at most `timeout`; `None` on timeout or when stopped.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Option<ReachNotification> {
-        self.rx.recv_timeout(timeout)
+        self.recv_deadline(Instant::now().checked_add(timeout))
     }
 
     /// The next item without waiting: `Ok(None)` when nothing is pending.
     pub fn try_recv(&mut self) -> Result<Option<ReachNotification>, Error> {
-        self.rx.try_recv()
+        loop {
+            if let Some(r) = self.ready.take() {
+                return Ok(Some(r));
+            }
+            match self.reader.take() {
+                Got::Empty => return Ok(None),
+                Got::Closed => return Err(Error::Stopped),
+                got => {
+                    if let Some(n) = accept(got) {
+                        return Ok(Some(n));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next item, as a future for any async runtime; `None` when the monitor has stopped.
+    pub fn recv_async(&mut self) -> Next<'_, ReachSubscription> {
+        Next::new(self)
+    }
+
+    fn recv_deadline(&mut self, deadline: Option<Instant>) -> Option<ReachNotification> {
+        if let Some(r) = self.ready.take() {
+            return Some(r);
+        }
+        loop {
+            match self.reader.take_until(deadline)? {
+                Got::Closed => return None,
+                got => {
+                    if let Some(n) = accept(got) {
+                        return Some(n);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn accept(got: Got) -> Option<ReachNotification> {
+    match got {
+        Got::Item(item) => match item.notification {
+            Notification::Reachability {
+                seq,
+                cause_seq,
+                time,
+                id,
+                target,
+                old,
+                new,
+            } => Some(ReachNotification::Changed {
+                seq,
+                cause_seq,
+                time,
+                id,
+                target,
+                old,
+                new,
+            }),
+            _ => None,
+        },
+        Got::Lagged { .. } => Some(ReachNotification::Lagged {
+            time: SystemTime::now(),
+        }),
+        Got::Empty | Got::Closed => None,
     }
 }
 
@@ -545,6 +489,20 @@ impl futures_core::Stream for ReachSubscription {
     type Item = ReachNotification;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ReachNotification>> {
-        self.rx.poll_next_item(cx)
+        let this = self.get_mut();
+        if let Some(r) = this.ready.take() {
+            return Poll::Ready(Some(r));
+        }
+        loop {
+            match this.reader.poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Got::Closed) => return Poll::Ready(None),
+                Poll::Ready(got) => {
+                    if let Some(n) = accept(got) {
+                        return Poll::Ready(Some(n));
+                    }
+                }
+            }
+        }
     }
 }

@@ -1,41 +1,77 @@
-//! The monitor's thread: read kernel messages, apply them, publish the changes, let the
-//! extensions (status and connection monitors) act on them, sleep.
+//! The monitor's thread: one short loop around the sans-IO [`Machine`] and a [`Backend`].
 //!
-//! One loop, commented step by step in [`Driver::run_loop`]. The thread sleeps in `poll(2)` on
-//! the notification socket and a wake-up descriptor, with no timeout. Handles talk to it by
-//! queueing closures ([`crate::Monitor::exec`]) or poking it ([`crate::Monitor::poke`]).
+//! Each turn: **feed** the machine what the backend read and what the handles asked for;
+//! **act** on the machine's actions (dumps and route lookups through the backend, probes on
+//! worker threads, medium hints); **publish** its outputs to the [`Hub`]; **arm the timer** with
+//! the machine's one deadline and sleep in the backend until the kernel, a handle or the deadline
+//! wakes it. With no deadline there is no timeout: idle is idle.
+//!
+//! Handles talk to the thread by queueing [`Command`]s and waking it. A failure of the backend
+//! while reading stops the monitor with a typed error (subscriptions then end); a failed dump or
+//! lookup does not: it goes back to the machine as a typed input.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime};
 
-use netreach_core::decode::{Parsed, parse_datagram};
-use netreach_core::{Event, Refresh, RouteRefresh, Snapshot, Update, diff};
-use rustix::event::{PollFd, PollFlags, poll};
+use netreach_core::connectivity::ConnectivityConfig;
+use netreach_core::machine::{Action, DumpFailure, Machine, Output, ReachId, StatusId};
+use netreach_core::probe::{ProbeKey, ProbeResult};
+use netreach_core::reach::{LookupId, RouteQuery, Target, TargetId};
 
-use crate::Error;
+use crate::hub::{Batch, Hub, StatusView, Tag, lock};
 use crate::monitor::Counters;
-use crate::subscription::{Batch, Hub, lock};
-use crate::sys::imp::netlink::{NlSocket, RECV_BUF, Recv};
-use crate::sys::imp::wake::Wake;
+use crate::sys::{Backend, Read, Waker};
+use crate::verify::ProbeConfig;
+use crate::{Error, Netns, Notification};
 
 /// Most updates applied before publishing, so a long burst is handed out in slices.
 const MAX_BATCH: usize = 4096;
-/// The receive buffer never grows beyond this.
-const MAX_RCVBUF: usize = 64 << 20;
 
-/// A closure run on the monitor's thread.
-pub(crate) type Command = Box<dyn FnOnce(&mut DriverState) + Send>;
+/// What a handle asks of the monitor's thread. Transient (queued, then consumed), so the size
+/// of the large variants does not matter.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Command {
+    AttachStatus {
+        id: StatusId,
+        config: ConnectivityConfig,
+        probe: Option<ProbeConfig>,
+        done: SyncSender<()>,
+    },
+    DetachStatus(StatusId),
+    AttachReach {
+        id: ReachId,
+        done: SyncSender<()>,
+    },
+    DetachReach(ReachId),
+    AddTarget {
+        owner: ReachId,
+        id: TargetId,
+        target: Target,
+    },
+    RemoveTarget {
+        owner: ReachId,
+        id: TargetId,
+    },
+    /// A probe worker finished (`None`: the probe could not run).
+    ProbeDone {
+        owner: StatusId,
+        key: ProbeKey,
+        result: Option<ProbeResult>,
+    },
+}
 
 /// What the caller's handles and the thread share.
 pub(crate) struct Shared {
-    pub(crate) wake: Wake,
+    pub(crate) waker: Waker,
     pub(crate) stop: AtomicBool,
-    pub(crate) poked: AtomicBool,
     pub(crate) counters: Counters,
     pub(crate) failure: Mutex<Option<Arc<Error>>>,
-    pub(crate) commands: Mutex<Vec<Command>>,
+    /// Commands waiting; `None` once the thread has stopped (a command sent then is dropped at
+    /// once, so whoever waits for its answer learns it will never come).
+    pub(crate) commands: Mutex<Option<Vec<Command>>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -47,169 +83,63 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-impl std::fmt::Debug for DriverState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DriverState")
-            .field("extensions", &self.extensions.len())
-            .finish_non_exhaustive()
-    }
-}
-
 impl Shared {
     pub(crate) fn new() -> Result<Shared, Error> {
         Ok(Shared {
-            wake: Wake::new()?,
+            waker: Waker::new()?,
             stop: AtomicBool::new(false),
-            poked: AtomicBool::new(false),
             counters: Counters::default(),
             failure: Mutex::new(None),
-            commands: Mutex::new(Vec::new()),
+            commands: Mutex::new(Some(Vec::new())),
         })
     }
-}
 
-/// Something that runs on the monitor's thread and reacts to each batch of changes: the status
-/// and connection monitors. It owns a sans-IO core and does that core's IO through [`Cx`].
-pub(crate) trait Extension: Send {
-    /// After each batch of changes (and once, with no events, when attached).
-    fn on_batch(&mut self, cx: &mut Cx<'_>, events: &[Event]);
-    /// When a handle poked the thread: new inputs (targets added, say) wait.
-    fn on_poke(&mut self, cx: &mut Cx<'_>);
-    /// True once every handle of this extension is gone; the driver then drops it.
-    fn is_detached(&self) -> bool;
-    /// The next moment the extension wants [`Extension::on_timeout`]; the driver sleeps no
-    /// longer than the earliest of these. `None`: no timer (the default).
-    fn poll_timeout(&self) -> Option<Instant> {
-        None
-    }
-    /// A deadline from [`Extension::poll_timeout`] has passed.
-    fn on_timeout(&mut self, _cx: &mut Cx<'_>, _now: Instant) {}
-    /// Kernel notifications were lost and the state was dumped again (the differences were
-    /// just passed to [`Extension::on_batch`]): anything learnt from the kernel other than
-    /// the model, such as route lookups, may be stale.
-    fn on_resync(&mut self, _cx: &mut Cx<'_>) {}
-}
-
-/// Lets another thread (a probe worker) wake the driver so its extensions look at their
-/// inputs again. Holding one does not keep the monitor alive.
-#[derive(Debug, Clone)]
-pub(crate) struct Poker(Arc<Shared>);
-
-impl Poker {
-    pub(crate) fn poke(&self) {
-        self.0.poked.store(true, Ordering::Release);
-        self.0.wake.wake();
-    }
-}
-
-/// What an extension may use: the current state, the request socket, a way to be woken.
-pub(crate) struct Cx<'a> {
-    pub(crate) snapshot: &'a Snapshot,
-    /// Sequence number of the last model change published: what `snapshot` includes.
-    pub(crate) seq: u64,
-    pub(crate) requests: &'a mut NlSocket,
-    pub(crate) poker: &'a Poker,
-}
-
-/// The part of the driver that commands may touch.
-pub(crate) struct DriverState {
-    pub(crate) requests: NlSocket,
-    pub(crate) snapshot: Arc<Snapshot>,
-    pub(crate) extensions: Vec<Box<dyn Extension>>,
-    poker: Poker,
-    /// Sequence number of the last model change published.
-    seq: u64,
-}
-
-impl DriverState {
-    /// Attaches an extension and lets it see the current state at once.
-    pub(crate) fn attach(&mut self, mut ext: Box<dyn Extension>) {
-        let mut cx = Cx {
-            snapshot: &self.snapshot,
-            seq: self.seq,
-            requests: &mut self.requests,
-            poker: &self.poker,
-        };
-        ext.on_batch(&mut cx, &[]);
-        self.extensions.push(ext);
-    }
-
-    /// The earliest deadline of any extension.
-    fn next_deadline(&self) -> Option<Instant> {
-        self.extensions
-            .iter()
-            .filter_map(|e| e.poll_timeout())
-            .min()
-    }
-
-    fn run_timeouts(&mut self, now: Instant) {
-        for ext in &mut self.extensions {
-            if ext.poll_timeout().is_some_and(|d| d <= now) {
-                let mut cx = Cx {
-                    snapshot: &self.snapshot,
-                    seq: self.seq,
-                    requests: &mut self.requests,
-                    poker: &self.poker,
-                };
-                ext.on_timeout(&mut cx, now);
-            }
-        }
-    }
-
-    fn run_extensions(&mut self, events: &[Event], poked: bool, resynced: bool) {
-        self.extensions.retain(|e| !e.is_detached());
-        for ext in &mut self.extensions {
-            let mut cx = Cx {
-                snapshot: &self.snapshot,
-                seq: self.seq,
-                requests: &mut self.requests,
-                poker: &self.poker,
-            };
-            if !events.is_empty() {
-                ext.on_batch(&mut cx, events);
-            }
-            if resynced {
-                ext.on_resync(&mut cx);
-            }
-            if poked {
-                ext.on_poke(&mut cx);
-            }
+    /// Queues a command and wakes the thread; drops it when the thread has stopped.
+    pub(crate) fn send(&self, command: Command) {
+        if let Some(queue) = lock(&self.commands).as_mut() {
+            queue.push(command);
+            self.waker.wake();
         }
     }
 }
 
-/// The monitor's thread: read, decode, apply, publish, sleep.
+/// A probe worker: its thread, and whose probe it runs.
+struct Worker {
+    owner: StatusId,
+    thread: JoinHandle<()>,
+}
+
+/// The monitor's thread.
 pub(crate) struct Driver {
-    events: NlSocket,
-    state: DriverState,
+    machine: Machine,
+    backend: Box<dyn Backend>,
     hub: Arc<Hub>,
     shared: Arc<Shared>,
-    rcvbuf: usize,
-    seq: u64,
+    netns: Netns,
+    probes: std::collections::BTreeMap<StatusId, ProbeConfig>,
+    workers: Vec<Worker>,
+    /// Lookups waiting to be sent as one pipelined batch.
+    lookups: Vec<(ReachId, LookupId, RouteQuery)>,
 }
 
 impl Driver {
     /// Starts the thread.
     pub(crate) fn spawn(
-        events: NlSocket,
-        requests: NlSocket,
+        machine: Machine,
+        backend: Box<dyn Backend>,
         hub: Arc<Hub>,
         shared: Arc<Shared>,
-        rcvbuf: usize,
+        netns: Netns,
     ) -> Result<JoinHandle<()>, Error> {
-        let driver = Driver {
-            events,
-            state: DriverState {
-                requests,
-                snapshot: hub.snapshot(),
-                extensions: Vec::new(),
-                poker: Poker(shared.clone()),
-                seq: 0,
-            },
+        let mut driver = Driver {
+            machine,
+            backend,
             hub,
             shared,
-            rcvbuf,
-            seq: 0,
+            netns,
+            probes: Default::default(),
+            workers: Vec::new(),
+            lookups: Vec::new(),
         };
         std::thread::Builder::new()
             .name("netreach-monitor".into())
@@ -217,173 +147,341 @@ impl Driver {
             .map_err(Error::Thread)
     }
 
-    fn run(mut self) {
+    fn run(&mut self) {
         if let Err(e) = self.run_loop() {
             tracing::error!(error = %e, "netreach monitor stopped");
             *lock(&self.shared.failure) = Some(Arc::new(e));
         }
+        // Commands sent from now on are dropped, and so are those still queued.
+        drop(lock(&self.shared.commands).take());
         self.hub.close();
+        // Probes in flight end within their timeout; no thread outlives the monitor.
+        for w in self.workers.drain(..) {
+            let _ = w.thread.join();
+        }
     }
 
     fn run_loop(&mut self) -> Result<(), Error> {
-        let mut buf = vec![0u8; RECV_BUF];
         let mut updates = Vec::new();
+        // The first state may ask for medium hints.
+        self.act();
+        self.publish();
         loop {
-            // Read everything queued, publishing in slices of at most MAX_BATCH updates.
-            let mut overflow = false;
+            // Feed: everything the backend has, in slices of at most MAX_BATCH updates.
             loop {
-                match self.events.recv(&mut buf)? {
-                    Recv::Data(n) => self.decode(&buf[..n], &mut updates),
-                    Recv::Empty => break,
-                    Recv::Overflow => {
-                        overflow = true;
-                        break;
+                let read = self
+                    .backend
+                    .read(&mut updates, MAX_BATCH, &self.shared.counters)?;
+                let now = Instant::now();
+                let more = matches!(read, Read::More);
+                match read {
+                    Read::Overflow => self.machine.handle_overflow(),
+                    Read::State(state) => self.machine.handle_state(state, now),
+                    Read::Drained | Read::More => {
+                        if !updates.is_empty() {
+                            self.machine.handle_updates(updates.drain(..), now);
+                        }
                     }
                 }
-                if updates.len() >= MAX_BATCH {
-                    self.apply(std::mem::take(&mut updates))?;
-                }
+                self.act();
+                self.publish();
                 if self.shared.stop.load(Ordering::Acquire) {
                     return Ok(());
                 }
-            }
-            if overflow {
-                updates.clear();
-                self.resync(&mut buf)?;
-                continue;
-            }
-            if !updates.is_empty() {
-                self.apply(std::mem::take(&mut updates))?;
-            }
-            // Sleep until the kernel or the owner says something, or an extension's deadline
-            // (a probe's backoff) passes. With no deadline there is no timeout: idle is idle.
-            let deadline = self.state.next_deadline();
-            let timeout = deadline.map(|d| {
-                let left = d.saturating_duration_since(Instant::now());
-                rustix::event::Timespec {
-                    tv_sec: left.as_secs().min(i64::MAX as u64) as i64,
-                    tv_nsec: i64::from(left.subsec_nanos()),
+                if !more {
+                    break;
                 }
-            });
-            let mut fds = [
-                PollFd::new(&self.events, PollFlags::IN),
-                PollFd::new(&self.shared.wake, PollFlags::IN),
-            ];
-            match poll(&mut fds, timeout.as_ref()) {
-                Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(Error::socket("poll", e)),
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                self.state.run_timeouts(Instant::now());
+            // Requests from handles and finished probes.
+            let commands = lock(&self.shared.commands)
+                .as_mut()
+                .map(std::mem::take)
+                .unwrap_or_default();
+            for c in commands {
+                self.command(c);
             }
-            if !fds[1].revents().is_empty() {
-                self.shared.wake.drain();
-            }
+            self.reap_workers();
+            self.act();
+            self.publish();
+            // Arm the timer and sleep until the kernel, a handle or the deadline wakes us.
+            let deadline = self.machine.poll_timeout();
+            self.backend.wait(&self.shared.waker, deadline)?;
             if self.shared.stop.load(Ordering::Acquire) {
                 return Ok(());
             }
-            // Requests from handles: run queued commands, then let extensions look again.
-            let commands = std::mem::take(&mut *lock(&self.shared.commands));
-            for c in commands {
-                c(&mut self.state);
-            }
-            if self.shared.poked.swap(false, Ordering::AcqRel) {
-                self.state.run_extensions(&[], true, false);
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.machine.handle_timeout(Instant::now());
             }
         }
     }
 
-    fn decode(&self, datagram: &[u8], out: &mut Vec<Update>) {
-        let c = &self.shared.counters;
-        for msg in parse_datagram(datagram) {
-            match msg {
-                Ok(m) => {
-                    c.messages.fetch_add(1, Ordering::Relaxed);
-                    if let Parsed::Update(u) = m.parsed {
-                        out.push(u);
+    fn command(&mut self, c: Command) {
+        let now = Instant::now();
+        match c {
+            Command::AttachStatus {
+                id,
+                config,
+                probe,
+                done,
+            } => {
+                let schedule = probe.as_ref().map(|p| p.schedule);
+                self.machine.attach_status(id, config, schedule, now);
+                if let Some(p) = probe {
+                    self.probes.insert(id, p);
+                }
+                let view = StatusView {
+                    connectivity: self.machine.connectivity(id).cloned().unwrap_or_default(),
+                    verification: self.machine.verification(id).unwrap_or_default(),
+                };
+                self.hub.with_state(|st| st.statuses.insert(id, view));
+                let _ = done.send(());
+            }
+            Command::DetachStatus(id) => {
+                self.machine.detach_status(id);
+                self.probes.remove(&id);
+                self.hub.close_owner(Tag::Status(id));
+            }
+            Command::AttachReach { id, done } => {
+                self.machine.attach_reach(id);
+                let _ = done.send(());
+            }
+            Command::DetachReach(id) => {
+                self.machine.detach_reach(id);
+                self.hub.close_owner(Tag::Reach(id));
+            }
+            Command::AddTarget { owner, id, target } => {
+                self.machine.add_target(owner, id, target);
+            }
+            Command::RemoveTarget { owner, id } => self.machine.remove_target(owner, id),
+            Command::ProbeDone { owner, key, result } => {
+                self.machine.handle_probe_result(owner, key, result, now);
+            }
+        }
+    }
+
+    /// Does what the machine asks, until it asks nothing more. Route lookups are gathered and
+    /// sent as one pipelined batch; the outputs of each batch are published before the next.
+    fn act(&mut self) {
+        loop {
+            while let Some(action) = self.machine.poll_action() {
+                self.action(action);
+            }
+            if self.lookups.is_empty() {
+                return;
+            }
+            let batch = std::mem::take(&mut self.lookups);
+            let queries: Vec<RouteQuery> = batch.iter().map(|(_, _, q)| *q).collect();
+            let mut answers = Vec::with_capacity(queries.len());
+            self.backend.lookup_routes(&queries, &mut answers);
+            let now = Instant::now();
+            let mut owners = Vec::new();
+            for ((owner, id, _), answer) in batch.into_iter().zip(answers) {
+                if owners.last() != Some(&owner) && !owners.contains(&owner) {
+                    owners.push(owner);
+                }
+                self.machine.handle_lookup(owner, id, answer, now);
+            }
+            let counts: Vec<_> = owners
+                .into_iter()
+                .map(|id| (id, self.machine.lookups(id)))
+                .collect();
+            self.hub.with_state(|st| {
+                for (id, n) in counts {
+                    if let Some(v) = st.reaches.get_mut(&id) {
+                        v.lookups = n;
                     }
                 }
-                Err(e) => {
-                    c.decode_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "skipping undecodable kernel message");
-                }
-            }
+            });
+            self.publish();
         }
     }
 
-    /// Applies a slice of updates, dumps the routes again where the kernel may have changed
-    /// them silently, and publishes the events.
-    fn apply(&mut self, updates: Vec<Update>) -> Result<(), Error> {
-        let mut events = Vec::with_capacity(updates.len());
-        let mut refresh = RouteRefresh::default();
-        {
-            let snap = Arc::make_mut(&mut self.state.snapshot);
-            for u in updates {
-                refresh.merge(u.route_refresh_needed(snap));
-                snap.apply_into(u, &mut events);
-            }
-        }
-        for (family, scope) in refresh.families() {
-            self.shared
-                .counters
-                .route_refreshes
-                .fetch_add(1, Ordering::Relaxed);
-            let requests = &mut self.state.requests;
-            match scope {
-                Refresh::Interfaces(indexes) => {
-                    for index in indexes {
-                        let routes = requests.dump_interface_routes(family, index)?;
-                        let snap = Arc::make_mut(&mut self.state.snapshot);
-                        events.extend(snap.sync_interface_routes(family, index, routes));
-                    }
-                }
-                _ => {
-                    let routes = requests.dump_routes(family)?;
-                    let snap = Arc::make_mut(&mut self.state.snapshot);
-                    events.extend(snap.sync_routes(family, routes));
-                }
-            }
-        }
-        self.publish(&events, false);
-        Ok(())
-    }
-
-    /// After an overflow: a bigger buffer, a fresh dump, and the difference as events.
-    fn resync(&mut self, buf: &mut [u8]) -> Result<(), Error> {
+    fn action(&mut self, action: Action) {
         let c = &self.shared.counters;
-        c.resyncs.fetch_add(1, Ordering::Relaxed);
-        if self.rcvbuf < MAX_RCVBUF {
-            self.rcvbuf *= 2;
-            self.events.set_rcvbuf(self.rcvbuf);
+        match action {
+            Action::Dump => {
+                c.resyncs.fetch_add(1, Ordering::Relaxed);
+                let result = self.backend.dump().map_err(|e| {
+                    tracing::warn!(error = %e, "dump failed; retrying");
+                    DumpFailure::from(&e)
+                });
+                c.rcvbuf
+                    .store(self.backend.rcvbuf() as u64, Ordering::Relaxed);
+                self.machine.handle_dump(result, Instant::now());
+            }
+            Action::DumpRoutes { family, interface } => {
+                c.route_refreshes.fetch_add(1, Ordering::Relaxed);
+                let result = self.backend.dump_routes(family, interface).map_err(|e| {
+                    tracing::warn!(error = %e, "route refresh failed; resyncing");
+                    DumpFailure::from(&e)
+                });
+                self.machine
+                    .handle_routes(family, interface, result, Instant::now());
+            }
+            Action::LookupRoute { owner, id, query } => self.lookups.push((owner, id, query)),
+            Action::ReadMediumHint { ifindex, name } => {
+                let hint = self.backend.medium_hint(&name);
+                self.machine
+                    .handle_medium_hint(ifindex, hint, Instant::now());
+            }
+            Action::Probe {
+                owner,
+                key,
+                interface,
+            } => self.probe(owner, key, interface),
+            // A newer core's actions this driver cannot do: nothing comes of them.
+            _ => {}
         }
-        c.rcvbuf
-            .store(self.events.rcvbuf() as u64, Ordering::Relaxed);
-        // What is still queued predates the dump below, which supersedes it.
-        while let Recv::Data(_) = self.events.recv(buf)? {}
-        let fresh = self.state.requests.dump_all()?;
-        let events = diff(&self.state.snapshot, &fresh);
-        tracing::info!(changes = events.len(), "resynced after socket overflow");
-        self.state.snapshot = Arc::new(fresh);
-        self.publish(&events, true);
-        Ok(())
     }
 
-    fn publish(&mut self, events: &[Event], resynced: bool) {
-        if events.is_empty() && !resynced {
+    /// Runs one probe on a worker thread inside the monitor's namespace.
+    fn probe(&mut self, owner: StatusId, key: ProbeKey, interface: String) {
+        let Some(config) = self.probes.get(&owner) else {
+            return;
+        };
+        let endpoint = config.endpoint.clone();
+        let options = config.options();
+        let netns = self.netns.clone();
+        let shared = Arc::downgrade(&self.shared);
+        let spawned = std::thread::Builder::new()
+            .name("netreach-probe".into())
+            .spawn(move || {
+                let outcome = netns
+                    .run(|| crate::probe::probe_with(&endpoint, &interface, key.family, &options));
+                let result = match outcome {
+                    Ok(Ok(result)) => Some(result),
+                    // The probe itself could not run (no privilege to bind to the interface,
+                    // say): no verdict; the schedule retries later.
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, %key, "probe failed to run");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, %key, "probe failed to run");
+                        None
+                    }
+                };
+                if let Some(shared) = shared.upgrade() {
+                    shared.send(Command::ProbeDone { owner, key, result });
+                }
+            });
+        match spawned {
+            Ok(thread) => self.workers.push(Worker { owner, thread }),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a probe thread");
+                self.machine
+                    .handle_probe_result(owner, key, None, Instant::now());
+            }
+        }
+    }
+
+    /// Joins the probe workers that are done.
+    fn reap_workers(&mut self) {
+        let (done, running): (Vec<_>, Vec<_>) =
+            self.workers.drain(..).partition(|w| w.thread.is_finished());
+        self.workers = running;
+        for w in done {
+            let _ = w.owner;
+            let _ = w.thread.join();
+        }
+    }
+
+    /// Hands the machine's outputs to the hub, as one batch with the state after it.
+    fn publish(&mut self) {
+        let time = SystemTime::now();
+        let mut items = Vec::new();
+        let mut changes = 0u64;
+        while let Some(o) = self.machine.poll_output() {
+            changes += u64::from(matches!(o, Output::Model { .. }));
+            items.push(to_notification(o, time));
+        }
+        if items.is_empty() {
             return;
         }
         self.shared
             .counters
             .changes
-            .fetch_add(events.len() as u64, Ordering::Relaxed);
-        self.seq = self.hub.publish(Batch {
-            snapshot: &self.state.snapshot,
-            first_seq: self.seq,
-            time: SystemTime::now(),
-            events,
-            resynced,
+            .fetch_add(changes, Ordering::Relaxed);
+        self.hub.publish(Batch {
+            snapshot: self.machine.snapshot().clone(),
+            seq: self.machine.seq(),
+            items,
         });
-        self.state.seq = self.seq;
-        self.state.run_extensions(events, false, resynced);
+    }
+}
+
+fn to_notification(o: Output, time: SystemTime) -> (Tag, Notification) {
+    match o {
+        Output::Model { seq, event } => (Tag::Model, Notification::Change { seq, time, event }),
+        Output::Resynced { seq } => (Tag::Model, Notification::Resynced { seq, time }),
+        Output::Connectivity {
+            seq,
+            cause,
+            owner,
+            change,
+            connectivity,
+        } => (
+            Tag::Status(owner),
+            Notification::Connectivity {
+                seq,
+                cause_seq: cause,
+                time,
+                change,
+                connectivity,
+            },
+        ),
+        Output::Verification {
+            seq,
+            cause,
+            owner,
+            change,
+            verification,
+            connectivity,
+        } => (
+            Tag::Status(owner),
+            Notification::Verification {
+                seq,
+                cause_seq: cause,
+                time,
+                change,
+                verification,
+                connectivity,
+            },
+        ),
+        Output::Reachability {
+            seq,
+            cause,
+            owner,
+            id,
+            target,
+            old,
+            new,
+        } => (
+            Tag::Reach(owner),
+            Notification::Reachability {
+                seq,
+                cause_seq: cause,
+                time,
+                id,
+                target,
+                old,
+                new,
+            },
+        ),
+        // A newer core's outputs: nothing this driver knows to publish; a resync marker is the
+        // safe stand-in (it tells readers to trust the state, not their history).
+        other => (
+            Tag::Model,
+            Notification::Resynced {
+                seq: other.seq(),
+                time,
+            },
+        ),
+    }
+}
+
+impl From<&Error> for DumpFailure {
+    fn from(e: &Error) -> DumpFailure {
+        DumpFailure::new(crate::error::chain(e))
     }
 }

@@ -87,6 +87,12 @@ pub enum Error {
     /// The monitor has stopped (it was dropped, or its thread failed).
     #[error("the monitor has stopped")]
     Stopped,
+    /// This system has no backend for what was asked (netreach monitors Linux today).
+    #[error("{what} is not supported on this system")]
+    Unsupported {
+        /// What was asked.
+        what: &'static str,
+    },
 }
 
 impl Error {
@@ -96,4 +102,16 @@ impl Error {
             source: source.into(),
         }
     }
+}
+
+/// The whole message of an error and its sources, on one line.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }

@@ -29,15 +29,17 @@
 //!
 //! # Platform specific behavior
 //!
-//! Linux only for now (rtnetlink). The model and rules in [`netreach_core`] are portable.
+//! Linux: rtnetlink notifications, or polling dumps ([`BackendKind`]). Elsewhere every
+//! constructor returns [`Error::Unsupported`]; the model, the rules and the machine in
+//! [`netreach_core`] are portable.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod channel;
 mod connection;
 mod driver;
 mod error;
+mod hub;
 mod monitor;
 mod netns;
 pub mod probe;
@@ -52,6 +54,7 @@ pub use monitor::{Monitor, MonitorBuilder, Stats};
 pub use netns::Netns;
 pub use status::{StatusMonitor, StatusNotification, StatusSubscription};
 pub use subscription::{Next, Notification, Subscription};
+pub use sys::BackendKind;
 pub use verify::{ProbeConfig, Verification, VerificationChange, Verified};
 
 pub use netreach_core as core;

@@ -9,12 +9,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use netreach_core::Snapshot;
+use netreach_core::machine::{Machine, MachineConfig};
 
-use crate::driver::{Driver, DriverState, Shared};
-use crate::subscription::{Hub, lock};
-use crate::sys::imp::netlink::NlSocket;
+use crate::driver::{Command, Driver, Shared};
+use crate::hub::{Hub, Interest, lock};
+use crate::subscription::EVERYTHING;
+use crate::sys::BackendKind;
 use crate::{Error, Netns, Subscription};
 
 /// Receive buffer asked for at start; doubled on each overflow up to 64 MiB.
@@ -47,6 +50,8 @@ pub(crate) struct Counters {
     pub(crate) route_refreshes: AtomicU64,
     pub(crate) changes: AtomicU64,
     pub(crate) rcvbuf: AtomicU64,
+    /// Ids of the status and connection monitors attached.
+    pub(crate) owners: AtomicU64,
 }
 
 /// Options for a [`Monitor`].
@@ -55,6 +60,7 @@ pub struct MonitorBuilder {
     netns: Netns,
     queue: usize,
     rcvbuf: usize,
+    backend: BackendKind,
 }
 
 impl Default for MonitorBuilder {
@@ -63,6 +69,7 @@ impl Default for MonitorBuilder {
             netns: Netns::Current,
             queue: 4096,
             rcvbuf: INITIAL_RCVBUF,
+            backend: BackendKind::Netlink,
         }
     }
 }
@@ -89,6 +96,28 @@ impl MonitorBuilder {
         self
     }
 
+    /// How to learn of changes: the kernel's notifications (the default) or polling dumps.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use netreach::{BackendKind, Monitor};
+    ///
+    /// let builder = Monitor::builder().backend(BackendKind::Polling {
+    ///     interval: Duration::from_secs(2),
+    /// });
+    /// # let _ = builder;
+    /// ```
+    pub fn backend(mut self, backend: BackendKind) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Polls every `interval` instead of listening to the kernel's notifications: the same as
+    /// [`MonitorBuilder::backend`] with [`BackendKind::Polling`].
+    pub fn poll_every(self, interval: Duration) -> Self {
+        self.backend(BackendKind::Polling { interval })
+    }
+
     /// Opens the sockets, reads the current state and starts the monitor's thread.
     pub fn build(self) -> Result<Monitor, Error> {
         Monitor::start(self)
@@ -98,7 +127,8 @@ impl MonitorBuilder {
 /// A live model of one network namespace, kept current from kernel notifications.
 ///
 /// The monitor owns one thread, which sleeps in `poll(2)` until the kernel reports a change;
-/// there is no polling loop and no timer. Dropping the monitor stops the thread and closes
+/// there is no polling loop and no timer (unless [`BackendKind::Polling`] was asked for, or
+/// a status monitor probes). Dropping the monitor stops the thread and closes
 /// its sockets; subscriptions then end.
 ///
 /// # Examples
@@ -114,7 +144,9 @@ impl MonitorBuilder {
 ///
 /// # Platform specific behavior
 ///
-/// Linux only (rtnetlink). Watching another namespace needs `CAP_SYS_ADMIN` to enter it.
+/// Linux (rtnetlink, or polling dumps over rtnetlink). Watching another namespace needs
+/// `CAP_SYS_ADMIN` to enter it. On other systems every constructor returns
+/// [`Error::Unsupported`].
 ///
 /// `Monitor` is a cheap handle: clones share the one thread and socket, which stop when the last
 /// handle (including status and connection monitors built on it) is dropped.
@@ -131,6 +163,7 @@ struct Inner {
     thread: Option<JoinHandle<()>>,
     netns: Netns,
     queue: usize,
+    backend: BackendKind,
 }
 
 impl Monitor {
@@ -150,20 +183,23 @@ impl Monitor {
     }
 
     fn start(opts: MonitorBuilder) -> Result<Monitor, Error> {
-        // Subscribe first, then dump: see the module docs.
-        let (events, requests, snapshot) = opts.netns.run(|| {
-            let events = NlSocket::notifications(opts.rcvbuf)?;
-            let mut requests = NlSocket::requests()?;
-            let snapshot = requests.dump_all()?;
-            Ok::<_, Error>((events, requests, snapshot))
-        })??;
         let shared = Arc::new(Shared::new()?);
+        // Subscribe first, then dump: see the module docs.
+        let (backend, snapshot) = crate::sys::open(opts.backend, &opts.netns, opts.rcvbuf)?;
         shared
             .counters
             .rcvbuf
-            .store(events.rcvbuf() as u64, Ordering::Relaxed);
-        let hub = Arc::new(Hub::new(snapshot));
-        let thread = Driver::spawn(events, requests, hub.clone(), shared.clone(), opts.rcvbuf)?;
+            .store(backend.rcvbuf() as u64, Ordering::Relaxed);
+        let config = MachineConfig::default().medium_hints(backend.has_medium_hints());
+        let machine = Machine::new(snapshot, config);
+        let hub = Arc::new(Hub::new(machine.snapshot().clone()));
+        let thread = Driver::spawn(
+            machine,
+            backend,
+            hub.clone(),
+            shared.clone(),
+            opts.netns.clone(),
+        )?;
         Ok(Monitor {
             inner: Arc::new(Inner {
                 hub,
@@ -171,20 +207,28 @@ impl Monitor {
                 thread: Some(thread),
                 netns: opts.netns,
                 queue: opts.queue,
+                backend: opts.backend,
             }),
         })
     }
 
-    /// Runs `f` on the monitor's thread, which owns the sockets and the state.
-    pub(crate) fn exec(&self, f: impl FnOnce(&mut DriverState) + Send + 'static) {
-        lock(&self.inner.shared.commands).push(Box::new(f));
-        self.inner.shared.wake.wake();
+    /// Asks the monitor's thread to do something.
+    pub(crate) fn send(&self, command: Command) {
+        self.inner.shared.send(command);
     }
 
-    /// Wakes the monitor's thread so its extensions look at their inputs again.
-    pub(crate) fn poke(&self) {
-        self.inner.shared.poked.store(true, Ordering::Release);
-        self.inner.shared.wake.wake();
+    /// A new id for a status or connection monitor.
+    pub(crate) fn next_owner(&self) -> u64 {
+        self.inner
+            .shared
+            .counters
+            .owners
+            .fetch_add(1, Ordering::Relaxed)
+            + 1
+    }
+
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
     }
 
     /// The current state.
@@ -192,9 +236,23 @@ impl Monitor {
         self.inner.hub.snapshot()
     }
 
-    /// A new subscription: first the current state, then every change.
+    /// A new subscription: first the current state, then every model change.
     pub fn subscribe(&self) -> Subscription {
-        self.inner.hub.subscribe(self.inner.queue)
+        Subscription::new(&self.inner.hub, Interest::MODEL, self.inner.queue)
+    }
+
+    /// The monitor's whole stream: the current state, then every model change, resync,
+    /// connectivity change, probe verdict and reachability change of the status and connection
+    /// monitors attached to it, in one order, each with its own sequence number (a derived
+    /// change names the model change that caused it in
+    /// [`Notification::cause_seq`](crate::Notification::cause_seq)).
+    pub fn stream(&self) -> Subscription {
+        Subscription::new(&self.inner.hub, EVERYTHING, self.inner.queue)
+    }
+
+    /// How this monitor learns of changes.
+    pub fn backend(&self) -> BackendKind {
+        self.inner.backend
     }
 
     /// The namespace this monitor watches.
@@ -225,7 +283,7 @@ impl Monitor {
     /// call while it lives (they wait for the same lock).
     #[doc(hidden)]
     pub fn __stall_for_test(&self) -> impl Drop + '_ {
-        self.inner.hub.stall()
+        lock(&self.inner.hub.state)
     }
 
     /// Number of live subscriptions.
@@ -237,7 +295,7 @@ impl Monitor {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
-        self.shared.wake.wake();
+        self.shared.waker.wake();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -1,27 +1,25 @@
 //! The status monitor: connectivity per IP family, online and offline changes, waiting until
 //! online. netreach's answer to Qt's `QNetworkStatusMonitor` / `QNetworkInformation`.
 //!
-//! It runs on the [`Monitor`]'s thread, fed with each batch of model changes, so it shares the
-//! monitor's socket and costs no thread of its own. The rules are the core's
-//! ([`netreach_core::connectivity`]); this module feeds them and hands their changes out.
+//! It is a part of the [`Monitor`]'s machine ([`netreach_core::machine`]), fed on the monitor's
+//! thread, so it shares the monitor's socket and costs no thread of its own. This module is the
+//! handle: it attaches the rules, reads the published state, and turns the monitor's one stream
+//! into status notifications.
 
-use std::collections::BTreeSet;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
-use netreach_core::connectivity::{
-    Connectivity, ConnectivityChange, ConnectivityConfig, StatusTracker, medium_hint_from_sysfs,
-};
-use netreach_core::{Event, Snapshot};
+use netreach_core::connectivity::{Connectivity, ConnectivityChange, ConnectivityConfig};
+use netreach_core::machine::StatusId;
 
-use crate::channel::{Broadcast, Receiver};
-use crate::driver::{Cx, Extension, Poker};
-use crate::subscription::lock;
-use crate::verify::{ProbeConfig, Verification, VerificationChange, Verified, Verifier};
-use crate::{Monitor, Netns};
+use crate::driver::Command;
+use crate::hub::{Interest, Owners};
+use crate::subscription::{Got, Next, Reader};
+use crate::verify::{ProbeConfig, Verification, VerificationChange, Verified};
+use crate::{Monitor, Notification};
 
 /// How many status changes a subscriber may leave unread before it is told it lagged.
 const QUEUE: usize = 256;
@@ -39,7 +37,8 @@ pub enum StatusNotification {
     },
     /// A real change, never a duplicate, with its cause.
     Changed {
-        /// Sequence number, increasing by one per change of this status monitor.
+        /// Sequence number in the monitor's one stream ([`Monitor::stream`]): increasing, and
+        /// shared with model changes and every other derived change.
         seq: u64,
         /// The sequence number of the last model change ([`crate::Notification`]) this one
         /// accounts for: a change is caused by model changes up to this one.
@@ -87,18 +86,6 @@ impl StatusNotification {
     }
 }
 
-/// Shared between the handles and the extension on the monitor's thread.
-#[derive(Debug)]
-struct StatusShared {
-    /// Live [`StatusMonitor`] handles. Counted apart from the `Arc`, which subscriptions and
-    /// the extension hold too: the extension detaches when the last handle goes, and that ends
-    /// the subscriptions.
-    handles: AtomicUsize,
-    current: std::sync::Mutex<(Connectivity, u64)>,
-    verification: std::sync::Mutex<Verification>,
-    changes: Arc<Broadcast<StatusNotification>>,
-}
-
 /// Connectivity of a network namespace, kept current on the [`Monitor`]'s thread.
 ///
 /// # Examples
@@ -126,7 +113,9 @@ struct StatusShared {
 #[derive(Debug)]
 pub struct StatusMonitor {
     monitor: Monitor,
-    shared: Arc<StatusShared>,
+    id: StatusId,
+    /// Live handles: the last one to go detaches the rules (and ends the subscriptions).
+    handles: Arc<AtomicUsize>,
 }
 
 impl StatusMonitor {
@@ -153,46 +142,39 @@ impl StatusMonitor {
         config: ConnectivityConfig,
         probe: Option<ProbeConfig>,
     ) -> StatusMonitor {
-        let sysfs = *monitor.netns() == Netns::Current;
-        let snap = monitor.snapshot();
-        let mut config = config;
-        let mut hinted = BTreeSet::new();
-        if sysfs {
-            for i in snap.interfaces() {
-                config.set_medium_hint(i.index, sysfs_hint(&i.name));
-                hinted.insert(i.index);
-            }
-        }
-        // The state now is the baseline; the extension reports what changes from here.
-        let tracker = StatusTracker::from_snapshot(&snap, config);
-        let shared = Arc::new(StatusShared {
-            handles: AtomicUsize::new(1),
-            current: std::sync::Mutex::new((tracker.status().clone(), 0)),
-            verification: std::sync::Mutex::new(Verification::default()),
-            changes: Arc::new(Broadcast::new()),
+        let id = StatusId(monitor.next_owner());
+        // The state now is the baseline; changes from here are reported. Wait until the
+        // thread has attached the rules, so that `connectivity()` is right at once. (If the
+        // thread has stopped, the command is dropped and the wait ends.)
+        let (done, attached) = std::sync::mpsc::sync_channel(1);
+        monitor.send(Command::AttachStatus {
+            id,
+            config,
+            probe,
+            done,
         });
-        let ext = StatusExtension {
-            tracker,
-            shared: shared.clone(),
-            sysfs,
-            hinted,
-            verifier: probe.map(|p| Verifier::new(p, monitor.netns().clone())),
-        };
-        monitor.exec(move |state| state.attach(Box::new(ext)));
+        let _ = attached.recv();
         StatusMonitor {
             monitor: monitor.clone(),
-            shared,
+            id,
+            handles: Arc::new(AtomicUsize::new(1)),
         }
     }
 
     /// The current connectivity.
     pub fn connectivity(&self) -> Connectivity {
-        lock(&self.shared.current).0.clone()
+        self.monitor
+            .hub()
+            .with_state(|st| st.statuses.get(&self.id).map(|v| v.connectivity.clone()))
+            .unwrap_or_default()
     }
 
     /// What the probes say (all `unverified` when probing is off).
     pub fn verification(&self) -> Verification {
-        lock(&self.shared.verification).clone()
+        self.monitor
+            .hub()
+            .with_state(|st| st.statuses.get(&self.id).map(|v| v.verification.clone()))
+            .unwrap_or_default()
     }
 
     /// Online: the overall level is `internet`.
@@ -207,22 +189,25 @@ impl StatusMonitor {
 
     /// A stream of connectivity changes: first the current state, then each real change.
     pub fn subscribe(&self) -> StatusSubscription {
-        let current = self.connectivity();
-        let shared = self.shared.clone();
-        let rx = self.shared.changes.subscribe(
-            QUEUE,
-            StatusNotification::Ready {
-                time: SystemTime::now(),
-                connectivity: current,
-            },
-            move || StatusNotification::Lagged {
-                time: SystemTime::now(),
-                connectivity: lock(&shared.current).0.clone(),
-            },
-        );
+        let id = self.id;
+        let interest = Interest {
+            model: false,
+            statuses: Owners::One(id.0),
+            reaches: Owners::None,
+        };
+        let (reader, connectivity) = Reader::new(self.monitor.hub(), interest, QUEUE, |st| {
+            st.statuses
+                .get(&id)
+                .map(|v| v.connectivity.clone())
+                .unwrap_or_default()
+        });
         StatusSubscription {
-            rx,
-            shared: self.shared.clone(),
+            reader,
+            id,
+            ready: Some(StatusNotification::Ready {
+                time: SystemTime::now(),
+                connectivity,
+            }),
         }
     }
 
@@ -275,180 +260,132 @@ impl StatusMonitor {
 
 impl Clone for StatusMonitor {
     fn clone(&self) -> StatusMonitor {
-        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        self.handles.fetch_add(1, Ordering::Relaxed);
         StatusMonitor {
             monitor: self.monitor.clone(),
-            shared: self.shared.clone(),
+            id: self.id,
+            handles: self.handles.clone(),
         }
     }
 }
 
 impl Drop for StatusMonitor {
     fn drop(&mut self) {
-        // The last handle: let the thread drop the extension, which ends the subscriptions.
-        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.monitor.poke();
+        // The last handle: detach the rules, which ends the subscriptions.
+        if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.monitor.send(Command::DetachStatus(self.id));
         }
-    }
-}
-
-/// Reads what sysfs says about the medium of interface `name` (caller's namespace only).
-fn sysfs_hint(name: &str) -> Option<netreach_core::connectivity::Medium> {
-    if name.contains('/') || name.starts_with('.') {
-        return None;
-    }
-    let dir = std::path::Path::new("/sys/class/net").join(name);
-    let uevent = std::fs::read_to_string(dir.join("uevent")).unwrap_or_default();
-    let wireless = dir.join("wireless").exists() || dir.join("phy80211").exists();
-    medium_hint_from_sysfs(&uevent, wireless)
-}
-
-/// The status rules, running on the monitor's thread.
-struct StatusExtension {
-    tracker: StatusTracker,
-    shared: Arc<StatusShared>,
-    sysfs: bool,
-    hinted: BTreeSet<u32>,
-    verifier: Option<Verifier>,
-}
-
-impl StatusExtension {
-    /// Takes in probe verdicts and starts the probes that are due; publishes what changed.
-    fn verify(
-        &mut self,
-        snapshot: &Snapshot,
-        model_seq: u64,
-        events: Option<&[Event]>,
-        poker: &Poker,
-    ) {
-        let Some(v) = &mut self.verifier else {
-            return;
-        };
-        let now = Instant::now();
-        let mut changes = Vec::new();
-        if let Some(events) = events {
-            v.handle_update(snapshot, self.tracker.config(), events, now, &mut changes);
-        }
-        v.collect(now, &mut changes);
-        v.start_due(snapshot, now, poker);
-        if changes.is_empty() {
-            return;
-        }
-        let verification = v.summary();
-        *lock(&self.shared.verification) = verification.clone();
-        let time = SystemTime::now();
-        for change in changes {
-            let (connectivity, seq) = {
-                let mut cur = lock(&self.shared.current);
-                cur.1 += 1;
-                (cur.0.clone(), cur.1)
-            };
-            tracing::info!(%change, "probe verdict changed");
-            self.shared.changes.send(StatusNotification::Verified {
-                seq,
-                model_seq,
-                time,
-                change,
-                verification: verification.clone(),
-                connectivity,
-            });
-        }
-    }
-
-    fn update(&mut self, snapshot: &Snapshot, model_seq: u64, events: &[Event]) {
-        if self.sysfs {
-            for e in events {
-                if let Event::InterfaceAdded(i) = e {
-                    if self.hinted.insert(i.index) {
-                        self.tracker.set_medium_hint(i.index, sysfs_hint(&i.name));
-                    }
-                }
-            }
-            self.hinted.retain(|i| snapshot.interface(*i).is_some());
-        }
-        self.tracker.handle_update(snapshot, events);
-        let time = SystemTime::now();
-        while let Some(change) = self.tracker.poll_change() {
-            let connectivity = self.tracker.status().clone();
-            let seq = {
-                let mut cur = lock(&self.shared.current);
-                cur.1 += 1;
-                cur.0 = connectivity.clone();
-                cur.1
-            };
-            tracing::info!(%change, "connectivity changed");
-            self.shared.changes.send(StatusNotification::Changed {
-                seq,
-                model_seq,
-                time,
-                change,
-                connectivity,
-            });
-        }
-        // The tracker's status may have changed in ways no change reports (none today); keep
-        // the shared copy exact.
-        lock(&self.shared.current).0 = self.tracker.status().clone();
-    }
-}
-
-impl Extension for StatusExtension {
-    fn on_batch(&mut self, cx: &mut Cx<'_>, events: &[Event]) {
-        self.update(cx.snapshot, cx.seq, events);
-        self.verify(cx.snapshot, cx.seq, Some(events), cx.poker);
-    }
-
-    fn on_poke(&mut self, cx: &mut Cx<'_>) {
-        self.verify(cx.snapshot, cx.seq, None, cx.poker);
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.verifier.as_ref().and_then(Verifier::poll_timeout)
-    }
-
-    fn on_timeout(&mut self, cx: &mut Cx<'_>, _now: Instant) {
-        self.verify(cx.snapshot, cx.seq, None, cx.poker);
-    }
-
-    fn is_detached(&self) -> bool {
-        self.shared.handles.load(Ordering::Acquire) == 0
-    }
-}
-
-impl Drop for StatusExtension {
-    fn drop(&mut self) {
-        self.shared.changes.close();
     }
 }
 
 /// Connectivity changes from a [`StatusMonitor`], for blocking code and any async runtime.
 ///
 /// The first item is [`StatusNotification::Ready`]. Dropping it unsubscribes. It ends when the
-/// monitor's thread stops.
+/// last handle of its status monitor is dropped, or the monitor's thread stops.
 #[derive(Debug)]
 pub struct StatusSubscription {
-    rx: Receiver<StatusNotification>,
-    shared: Arc<StatusShared>,
+    reader: Reader,
+    id: StatusId,
+    ready: Option<StatusNotification>,
 }
 
 impl StatusSubscription {
     /// The next item, waiting as long as it takes; `None` when the monitor has stopped.
     pub fn recv(&mut self) -> Option<StatusNotification> {
-        self.rx.recv()
+        self.recv_deadline(None)
     }
 
     /// The next item, waiting at most `timeout`; `None` on timeout or when stopped.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Option<StatusNotification> {
-        self.rx.recv_timeout(timeout)
+        self.recv_deadline(Instant::now().checked_add(timeout))
     }
 
     /// The next item without waiting: `Ok(None)` when nothing is pending.
     pub fn try_recv(&mut self) -> Result<Option<StatusNotification>, crate::Error> {
-        self.rx.try_recv()
+        loop {
+            if let Some(r) = self.ready.take() {
+                return Ok(Some(r));
+            }
+            match self.reader.take() {
+                Got::Empty => return Ok(None),
+                Got::Closed => return Err(crate::Error::Stopped),
+                got => {
+                    if let Some(n) = self.accept(got) {
+                        return Ok(Some(n));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next item, as a future for any async runtime; `None` when the monitor has stopped.
+    pub fn recv_async(&mut self) -> Next<'_, StatusSubscription> {
+        Next::new(self)
     }
 
     /// The connectivity now.
     pub fn current(&self) -> Connectivity {
-        lock(&self.shared.current).0.clone()
+        self.reader
+            .hub()
+            .with_state(|st| st.statuses.get(&self.id).map(|v| v.connectivity.clone()))
+            .unwrap_or_default()
+    }
+
+    fn recv_deadline(&mut self, deadline: Option<Instant>) -> Option<StatusNotification> {
+        if let Some(r) = self.ready.take() {
+            return Some(r);
+        }
+        loop {
+            match self.reader.take_until(deadline)? {
+                Got::Closed => return None,
+                got => {
+                    if let Some(n) = self.accept(got) {
+                        return Some(n);
+                    }
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, got: Got) -> Option<StatusNotification> {
+        match got {
+            Got::Item(item) => match item.notification {
+                Notification::Connectivity {
+                    seq,
+                    cause_seq,
+                    time,
+                    change,
+                    connectivity,
+                } => Some(StatusNotification::Changed {
+                    seq,
+                    model_seq: cause_seq,
+                    time,
+                    change,
+                    connectivity,
+                }),
+                Notification::Verification {
+                    seq,
+                    cause_seq,
+                    time,
+                    change,
+                    verification,
+                    connectivity,
+                } => Some(StatusNotification::Verified {
+                    seq,
+                    model_seq: cause_seq,
+                    time,
+                    change,
+                    verification,
+                    connectivity,
+                }),
+                _ => None,
+            },
+            Got::Lagged { .. } => Some(StatusNotification::Lagged {
+                time: SystemTime::now(),
+                connectivity: self.current(),
+            }),
+            Got::Empty | Got::Closed => None,
+        }
     }
 }
 
@@ -456,6 +393,20 @@ impl futures_core::Stream for StatusSubscription {
     type Item = StatusNotification;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StatusNotification>> {
-        self.rx.poll_next_item(cx)
+        let this = self.get_mut();
+        if let Some(r) = this.ready.take() {
+            return Poll::Ready(Some(r));
+        }
+        loop {
+            match this.reader.poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Got::Closed) => return Poll::Ready(None),
+                Poll::Ready(got) => {
+                    if let Some(n) = this.accept(got) {
+                        return Poll::Ready(Some(n));
+                    }
+                }
+            }
+        }
     }
 }

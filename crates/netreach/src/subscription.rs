@@ -1,37 +1,48 @@
 //! Subscriptions: every change, in order, to any number of readers, none of which can block
 //! the monitor or make its memory grow without bound.
 //!
-//! The monitor's thread publishes each batch of events into a bounded queue per subscriber.
-//! A subscriber that falls behind (its queue is full) loses its queue, not its information:
-//! when it next reads, the events it missed are merged into the difference between the state
-//! it last saw (its *view*) and the current state, preceded by a [`Notification::Lagged`].
-//! Applying every change a subscription yields to its initial snapshot always gives the
-//! current state.
+//! Every kind of subscription reads the one [`crate::hub`]: a [`Reader`] does the queue, the
+//! waiting and the lag detection, and each subscription type turns what it reads into its own
+//! notifications. [`Subscription`] is the model's (and, from [`crate::Monitor::stream`], the whole
+//! stream's): when it falls behind, the changes it missed are merged into the difference between
+//! the state it last saw (its *view*) and the current state, preceded by a
+//! [`Notification::Lagged`]. Applying every change a subscription yields to its first snapshot
+//! always gives the current state; the subscription itself applies nothing (each item carries
+//! the state after its batch).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
+use netreach_core::connectivity::{Connectivity, ConnectivityChange};
+use netreach_core::probe::{Verification, VerificationChange};
+use netreach_core::reach::{Reachability, Target, TargetId};
 use netreach_core::{Event, Snapshot, diff};
 
+use crate::hub::{Hub, HubState, Interest, Item, Owners, Slot, lock};
+
 /// One item of a subscription's stream.
+///
+/// A [`crate::Monitor::subscribe`] subscription yields the model's items (`Ready`, `Change`,
+/// `Resynced`, `Lagged`); a [`crate::Monitor::stream`] subscription yields every item of the
+/// monitor's one stream, derived changes included, each with its place in one sequence.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Notification {
     /// The first item: the state when the subscription started.
     Ready {
-        /// Sequence number of the last change included in the snapshot.
+        /// Sequence number of the last item included in the snapshot.
         seq: u64,
         /// When the subscription was made.
         time: SystemTime,
         /// The state.
         snapshot: Arc<Snapshot>,
     },
-    /// One change.
+    /// One model change.
     Change {
-        /// Sequence number, increasing by one per change of the monitor.
+        /// Sequence number: one counter for every item of the monitor's stream.
         seq: u64,
         /// When the monitor learnt of it.
         time: SystemTime,
@@ -41,18 +52,63 @@ pub enum Notification {
     /// The monitor lost kernel notifications (socket overflow), dumped the state again, and
     /// sent the difference as ordinary changes just before this marker.
     Resynced {
-        /// Sequence number of the last change of the resync.
+        /// Sequence number.
         seq: u64,
         /// When.
         time: SystemTime,
     },
-    /// This subscriber fell behind; the changes it missed follow, merged into the smallest set
-    /// of changes that leads from what it had seen to the current state.
+    /// This subscriber fell behind; the model changes it missed follow, merged into the
+    /// smallest set of changes that leads from what it had seen to the current state.
     Lagged {
-        /// How many changes were merged away.
+        /// How many items were merged away.
         missed: u64,
         /// When the subscriber caught up.
         time: SystemTime,
+    },
+    /// The connectivity of a status monitor changed (whole stream only).
+    Connectivity {
+        /// Sequence number.
+        seq: u64,
+        /// The model change that caused it.
+        cause_seq: u64,
+        /// When.
+        time: SystemTime,
+        /// What changed and why.
+        change: ConnectivityChange,
+        /// Connectivity after the change.
+        connectivity: Connectivity,
+    },
+    /// A probe verdict of a status monitor changed (whole stream only).
+    Verification {
+        /// Sequence number.
+        seq: u64,
+        /// The last model change when the verdict came.
+        cause_seq: u64,
+        /// When.
+        time: SystemTime,
+        /// What changed.
+        change: VerificationChange,
+        /// The summary after it.
+        verification: Verification,
+        /// Connectivity now.
+        connectivity: Connectivity,
+    },
+    /// A watched target's reachability, reason or path changed (whole stream only).
+    Reachability {
+        /// Sequence number.
+        seq: u64,
+        /// The model change that caused it.
+        cause_seq: u64,
+        /// When.
+        time: SystemTime,
+        /// Which target.
+        id: TargetId,
+        /// The target.
+        target: Target,
+        /// Before (`None` for its first report).
+        old: Option<Reachability>,
+        /// Now.
+        new: Reachability,
     },
 }
 
@@ -62,8 +118,21 @@ impl Notification {
         match self {
             Notification::Ready { seq, .. }
             | Notification::Change { seq, .. }
-            | Notification::Resynced { seq, .. } => Some(*seq),
+            | Notification::Resynced { seq, .. }
+            | Notification::Connectivity { seq, .. }
+            | Notification::Verification { seq, .. }
+            | Notification::Reachability { seq, .. } => Some(*seq),
             Notification::Lagged { .. } => None,
+        }
+    }
+
+    /// The sequence number of the model change a derived item follows.
+    pub fn cause_seq(&self) -> Option<u64> {
+        match self {
+            Notification::Connectivity { cause_seq, .. }
+            | Notification::Verification { cause_seq, .. }
+            | Notification::Reachability { cause_seq, .. } => Some(*cause_seq),
+            _ => None,
         }
     }
 
@@ -73,212 +142,118 @@ impl Notification {
             Notification::Ready { time, .. }
             | Notification::Change { time, .. }
             | Notification::Resynced { time, .. }
-            | Notification::Lagged { time, .. } => *time,
+            | Notification::Lagged { time, .. }
+            | Notification::Connectivity { time, .. }
+            | Notification::Verification { time, .. }
+            | Notification::Reachability { time, .. } => *time,
         }
     }
 }
 
-/// What the monitor publishes: the new state and the changes that led to it.
-pub(crate) struct Batch<'a> {
-    pub(crate) snapshot: &'a Arc<Snapshot>,
-    pub(crate) first_seq: u64,
-    pub(crate) time: SystemTime,
-    pub(crate) events: &'a [Event],
-    pub(crate) resynced: bool,
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock leaves plain data behind; keep going with it.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The monitor side: current state and the list of subscribers.
+/// What a reader got. Transient, never stored: the size difference between variants does not
+/// matter.
 #[derive(Debug)]
-pub(crate) struct Hub {
-    state: Mutex<HubState>,
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Got {
+    Item(Item),
+    /// Items were dropped; the state now, to merge against.
+    Lagged {
+        missed: u64,
+        resynced: bool,
+        snapshot: Arc<Snapshot>,
+        seq: u64,
+    },
+    Empty,
+    Closed,
 }
 
+/// The reading side of one hub subscriber, shared by every subscription type.
 #[derive(Debug)]
-struct HubState {
-    snapshot: Arc<Snapshot>,
-    seq: u64,
-    next_id: u64,
-    subscribers: Vec<(u64, Arc<Slot>)>,
-    closed: bool,
+pub(crate) struct Reader {
+    hub: Arc<Hub>,
+    id: u64,
+    slot: Arc<Slot>,
 }
 
-/// One subscriber's queue, shared between the monitor thread and the subscriber.
-#[derive(Debug)]
-struct Slot {
-    queue: Mutex<Queue>,
-    ready: Condvar,
-}
+impl Reader {
+    /// Subscribes; `capture` reads the views at the moment of subscribing.
+    pub(crate) fn new<T>(
+        hub: &Arc<Hub>,
+        interest: Interest,
+        capacity: usize,
+        capture: impl FnOnce(&HubState) -> T,
+    ) -> (Reader, T) {
+        let (id, slot, captured) = hub.subscribe(interest, capacity, capture);
+        (
+            Reader {
+                hub: hub.clone(),
+                id,
+                slot,
+            },
+            captured,
+        )
+    }
 
-#[derive(Debug)]
-struct Queue {
-    items: VecDeque<Notification>,
-    capacity: usize,
-    /// Changes dropped since the subscriber last read; 0 when it is in step.
-    missed: u64,
-    /// A resync marker was among what was dropped; it is handed out after the merge.
-    missed_resync: bool,
-    closed: bool,
-    waker: Option<Waker>,
-}
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
 
-impl Hub {
-    pub(crate) fn new(snapshot: Snapshot) -> Hub {
-        Hub {
-            state: Mutex::new(HubState {
-                snapshot: Arc::new(snapshot),
-                seq: 0,
-                next_id: 0,
-                subscribers: Vec::new(),
-                closed: false,
-            }),
+    /// The next thing without waiting.
+    pub(crate) fn take(&self) -> Got {
+        let mut q = lock(&self.slot.queue);
+        if let Some(item) = q.pop() {
+            return Got::Item(item);
         }
-    }
-
-    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
-        lock(&self.state).snapshot.clone()
-    }
-
-    #[cfg(test)]
-    pub(crate) fn seq(&self) -> u64 {
-        lock(&self.state).seq
-    }
-
-    /// Holds the state lock: the monitor thread blocks at its next publish while this lives.
-    pub(crate) fn stall(&self) -> impl Drop + '_ {
-        lock(&self.state)
-    }
-
-    pub(crate) fn subscribers(&self) -> usize {
-        lock(&self.state).subscribers.len()
-    }
-
-    /// Publishes a batch: the state becomes `snapshot`, and every subscriber gets the events.
-    /// Returns the sequence number of the last event.
-    pub(crate) fn publish(&self, batch: Batch<'_>) -> u64 {
-        let mut st = lock(&self.state);
-        // The monitor's copy-on-write usually leaves the hub with the last reference to the
-        // previous state: freeing it takes a while with many interfaces (0.5 ms at 10,000),
-        // so it happens after the subscribers were told and the lock is released.
-        let previous = std::mem::replace(&mut st.snapshot, batch.snapshot.clone());
-        for slot in st.subscribers.iter().map(|(_, s)| s) {
-            let mut q = lock(&slot.queue);
-            let mut seq = batch.first_seq;
-            for event in batch.events {
-                seq += 1;
-                q.push(Notification::Change {
-                    seq,
-                    time: batch.time,
-                    event: event.clone(),
-                });
-            }
-            if batch.resynced {
-                q.push(Notification::Resynced {
-                    seq,
-                    time: batch.time,
-                });
-            }
-            slot.notify(q);
+        if q.missed == 0 {
+            return if q.closed { Got::Closed } else { Got::Empty };
         }
-        st.seq = batch.first_seq + batch.events.len() as u64;
-        let seq = st.seq;
-        drop(st);
-        drop(previous);
-        seq
-    }
-
-    /// Marks the hub closed: subscribers drain what they have, then see the end.
-    pub(crate) fn close(&self) {
-        let mut st = lock(&self.state);
-        st.closed = true;
-        for (_, slot) in st.subscribers.drain(..) {
-            let mut q = lock(&slot.queue);
-            q.closed = true;
-            slot.notify(q);
-        }
-    }
-
-    pub(crate) fn subscribe(self: &Arc<Hub>, capacity: usize) -> Subscription {
-        let mut st = lock(&self.state);
-        let slot = Arc::new(Slot {
-            queue: Mutex::new(Queue {
-                items: VecDeque::new(),
-                capacity: capacity.max(1),
-                missed: 0,
-                missed_resync: false,
-                closed: st.closed,
-                waker: None,
-            }),
-            ready: Condvar::new(),
-        });
-        let id = st.next_id;
-        st.next_id += 1;
-        if !st.closed {
-            st.subscribers.push((id, slot.clone()));
-        }
-        let view = st.snapshot.clone();
-        let seq = st.seq;
-        drop(st);
-        lock(&slot.queue).items.push_back(Notification::Ready {
-            seq,
-            time: SystemTime::now(),
-            snapshot: view.clone(),
-        });
-        Subscription {
-            hub: self.clone(),
-            id,
-            slot,
-            view,
-            pending: VecDeque::new(),
-            view_target: None,
-        }
-    }
-
-    fn unsubscribe(&self, id: u64) {
-        lock(&self.state).subscribers.retain(|(i, _)| *i != id);
-    }
-}
-
-impl Queue {
-    fn push(&mut self, n: Notification) {
-        if self.missed > 0 {
-            // Already behind: the merge on the next read covers this change too.
-            self.missed += u64::from(matches!(n, Notification::Change { .. }));
-            self.missed_resync |= matches!(n, Notification::Resynced { .. });
-            return;
-        }
-        if self.items.len() >= self.capacity {
-            self.missed_resync |= matches!(n, Notification::Resynced { .. })
-                || self
-                    .items
-                    .iter()
-                    .any(|n| matches!(n, Notification::Resynced { .. }));
-            let dropped = self
-                .items
-                .drain(..)
-                .filter(|n| matches!(n, Notification::Change { .. }))
-                .count() as u64;
-            self.missed = dropped + u64::from(matches!(n, Notification::Change { .. }));
-            // Keep `missed` non-zero even when only markers were dropped.
-            self.missed = self.missed.max(1);
-            return;
-        }
-        self.items.push_back(n);
-    }
-}
-
-impl Slot {
-    fn notify(&self, mut q: MutexGuard<'_, Queue>) {
-        let waker = q.waker.take();
+        // Take the state and reset the queue under the hub's lock (taken first, as the monitor
+        // does), so that no change lands in between and is counted twice or not at all.
         drop(q);
-        self.ready.notify_all();
-        if let Some(w) = waker {
-            w.wake();
+        let st = lock(&self.hub.state);
+        let mut q = lock(&self.slot.queue);
+        let missed = std::mem::take(&mut q.missed);
+        let resynced = std::mem::take(&mut q.missed_resync);
+        if let Some(item) = q.pop() {
+            // Cannot happen (a lagging queue takes nothing), but an item is never lost.
+            q.missed = missed;
+            q.missed_resync = resynced;
+            return Got::Item(item);
         }
+        Got::Lagged {
+            missed,
+            resynced,
+            snapshot: st.snapshot.clone(),
+            seq: st.seq,
+        }
+    }
+
+    /// The next thing, waiting until `deadline` (`None`: for ever). `None` on timeout.
+    pub(crate) fn take_until(&self, deadline: Option<Instant>) -> Option<Got> {
+        loop {
+            match self.take() {
+                Got::Empty => {}
+                got => return Some(got),
+            }
+            let q = lock(&self.slot.queue);
+            drop(self.slot.wait(q, deadline)?);
+        }
+    }
+
+    /// The next thing for an async reader.
+    pub(crate) fn poll(&self, cx: &mut Context<'_>) -> Poll<Got> {
+        // Register before looking, so that a change published in between wakes us.
+        lock(&self.slot.queue).set_waker(cx.waker());
+        match self.take() {
+            Got::Empty => Poll::Pending,
+            got => Poll::Ready(got),
+        }
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(self.id);
     }
 }
 
@@ -302,10 +277,8 @@ impl Slot {
 /// ```
 #[derive(Debug)]
 pub struct Subscription {
-    hub: Arc<Hub>,
-    id: u64,
-    slot: Arc<Slot>,
-    /// The state as of the last item handed out.
+    reader: Reader,
+    /// The state after the batch of the last item handed out.
     view: Arc<Snapshot>,
     /// Merged changes waiting to be handed out after a lag.
     pending: VecDeque<Notification>,
@@ -314,25 +287,38 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// The state as of the last item this subscription handed out. Applying the changes
-    /// still to come leads to [`Subscription::current`].
+    pub(crate) fn new(hub: &Arc<Hub>, interest: Interest, capacity: usize) -> Subscription {
+        let (reader, view) = Reader::new(hub, interest, capacity, |st| st.snapshot.clone());
+        Subscription {
+            reader,
+            view,
+            pending: VecDeque::new(),
+            view_target: None,
+        }
+    }
+
+    /// The state after the last item this subscription handed out (after its whole batch: a
+    /// batch is what one read of the kernel's messages changed). Applying the changes still to
+    /// come leads to [`Subscription::current`].
     pub fn view(&self) -> &Snapshot {
         &self.view
     }
 
     /// The monitor's current state, whatever this subscriber has read so far.
     pub fn current(&self) -> Arc<Snapshot> {
-        self.hub.snapshot()
+        self.reader.hub().snapshot()
     }
 
     /// The next item without waiting: `Ok(None)` when nothing is pending, `Err(Stopped)` once
     /// the monitor is gone and everything was read.
     pub fn try_recv(&mut self) -> Result<Option<Notification>, crate::Error> {
-        let slot = self.slot.clone();
-        match self.take(lock(&slot.queue)) {
-            Taken::Item(n) => Ok(Some(n)),
-            Taken::Empty => Ok(None),
-            Taken::Closed => Err(crate::Error::Stopped),
+        if let Some(n) = self.next_pending() {
+            return Ok(Some(n));
+        }
+        match self.reader.take() {
+            Got::Empty => Ok(None),
+            Got::Closed => Err(crate::Error::Stopped),
+            got => Ok(self.accept(got)),
         }
     }
 
@@ -348,81 +334,61 @@ impl Subscription {
     }
 
     fn recv_deadline(&mut self, deadline: Option<Instant>) -> Option<Notification> {
-        let slot = self.slot.clone();
-        let mut q = lock(&slot.queue);
         loop {
-            match self.take(q) {
-                Taken::Item(n) => return Some(n),
-                Taken::Closed => return None,
-                Taken::Empty => {}
+            if let Some(n) = self.next_pending() {
+                return Some(n);
             }
-            q = lock(&slot.queue);
-            if !q.items.is_empty() || q.missed > 0 || q.closed {
-                continue;
-            }
-            q = match deadline {
-                None => slot.ready.wait(q).unwrap_or_else(PoisonError::into_inner),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return None;
+            match self.reader.take_until(deadline)? {
+                Got::Closed => return None,
+                got => {
+                    if let Some(n) = self.accept(got) {
+                        return Some(n);
                     }
-                    slot.ready
-                        .wait_timeout(q, d - now)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
                 }
-            };
+            }
         }
     }
 
-    /// Takes the next item: merged changes first, then the queue.
-    fn take(&mut self, mut q: MutexGuard<'_, Queue>) -> Taken {
-        if let Some(n) = self.pending.pop_front() {
-            drop(q);
-            self.advance(&n);
-            return Taken::Item(n);
-        }
-        if q.missed > 0 {
-            // Take the state and reset the queue under the hub's lock (taken first, as the
-            // monitor does), so no change can land in between and be counted twice.
-            drop(q);
-            let st = lock(&self.hub.state);
-            let mut q = lock(&self.slot.queue);
-            let missed = std::mem::take(&mut q.missed);
-            let resynced = std::mem::take(&mut q.missed_resync);
-            q.items.clear();
-            let (current, seq) = (st.snapshot.clone(), st.seq);
-            drop(q);
-            drop(st);
-            self.merge(missed, current, seq);
-            if resynced {
-                self.pending.push_back(Notification::Resynced {
-                    seq,
-                    time: SystemTime::now(),
-                });
+    /// The next item, as a future for any async runtime (same as `StreamExt::next`);
+    /// `None` once the monitor is gone.
+    pub fn recv_async(&mut self) -> Next<'_, Subscription> {
+        Next { sub: self }
+    }
+
+    fn next_pending(&mut self) -> Option<Notification> {
+        let n = self.pending.pop_front()?;
+        if self.pending.is_empty() {
+            if let Some(target) = self.view_target.take() {
+                self.view = target;
             }
-            return match self.pending.pop_front() {
-                Some(n) => {
-                    self.advance(&n);
-                    Taken::Item(n)
-                }
-                None => Taken::Empty,
-            };
         }
-        match q.items.pop_front() {
-            Some(n) => {
-                drop(q);
-                self.advance(&n);
-                Taken::Item(n)
+        Some(n)
+    }
+
+    /// Turns what the reader got into the next item (`None`: nothing to hand out).
+    fn accept(&mut self, got: Got) -> Option<Notification> {
+        match got {
+            Got::Item(item) => {
+                self.view = item.snapshot;
+                Some(item.notification)
             }
-            None if q.closed => Taken::Closed,
-            None => Taken::Empty,
+            Got::Lagged {
+                missed,
+                resynced,
+                snapshot,
+                seq,
+            } => {
+                self.merge(missed, resynced, snapshot, seq);
+                self.next_pending()
+            }
+            Got::Empty | Got::Closed => None,
         }
     }
 
     /// Replaces the missed changes by the difference between the view and the current state.
-    fn merge(&mut self, missed: u64, current: Arc<Snapshot>, seq: u64) {
+    /// Each merged change stands for at least one missed one, so the sequence numbers given to
+    /// them, the last ones before the current, were never handed out.
+    fn merge(&mut self, missed: u64, resynced: bool, current: Arc<Snapshot>, seq: u64) {
         let time = SystemTime::now();
         let events = diff(&self.view, &current);
         self.pending
@@ -435,34 +401,11 @@ impl Subscription {
                 event,
             });
         }
+        if resynced {
+            self.pending.push_back(Notification::Resynced { seq, time });
+        }
         self.view_target = Some(current);
     }
-
-    /// Keeps the view in step with what was handed out.
-    fn advance(&mut self, n: &Notification) {
-        match n {
-            Notification::Ready { snapshot, .. } => self.view = snapshot.clone(),
-            Notification::Change { event, .. } => {
-                Arc::make_mut(&mut self.view).apply_into(event.to_update(), &mut Vec::new());
-            }
-            _ => {}
-        }
-        if self.pending.is_empty() {
-            if let Some(target) = self.view_target.take() {
-                // After a merge the view is exactly the state the merge aimed at; sharing it
-                // saves a copy.
-                self.view = target;
-            }
-        }
-    }
-}
-
-// Transient, never stored: the size difference between variants does not matter.
-#[allow(clippy::large_enum_variant)]
-enum Taken {
-    Item(Notification),
-    Empty,
-    Closed,
 }
 
 impl futures_core::Stream for Subscription {
@@ -470,127 +413,47 @@ impl futures_core::Stream for Subscription {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Notification>> {
         let this = self.get_mut();
-        let slot = this.slot.clone();
-        let mut q = lock(&slot.queue);
-        // Register before looking, so a change published in between wakes us.
-        q.waker = Some(cx.waker().clone());
-        match this.take(q) {
-            Taken::Item(n) => Poll::Ready(Some(n)),
-            Taken::Closed => Poll::Ready(None),
-            Taken::Empty => {
-                // `take` may have merged and found nothing new; check the queue once more.
-                let q = lock(&slot.queue);
-                if !q.items.is_empty() || q.missed > 0 || q.closed {
-                    cx.waker().wake_by_ref();
+        loop {
+            if let Some(n) = this.next_pending() {
+                return Poll::Ready(Some(n));
+            }
+            match this.reader.poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Got::Closed) => return Poll::Ready(None),
+                Poll::Ready(got) => {
+                    if let Some(n) = this.accept(got) {
+                        return Poll::Ready(Some(n));
+                    }
                 }
-                Poll::Pending
             }
         }
     }
 }
 
-impl Subscription {
-    /// The next item, as a future for any async runtime (same as `StreamExt::next`);
-    /// `None` once the monitor is gone.
-    pub fn recv_async(&mut self) -> Next<'_> {
-        Next { sub: self }
-    }
-}
-
-/// The future returned by [`Subscription::recv_async`].
+/// The future returned by the `recv_async` methods of the subscription types.
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
-pub struct Next<'a> {
-    sub: &'a mut Subscription,
+pub struct Next<'a, S> {
+    sub: &'a mut S,
 }
 
-impl std::future::Future for Next<'_> {
-    type Output = Option<Notification>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Notification>> {
-        futures_core::Stream::poll_next(Pin::new(&mut *self.get_mut().sub), cx)
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        self.hub.unsubscribe(self.id);
+impl<'a, S> Next<'a, S> {
+    pub(crate) fn new(sub: &'a mut S) -> Next<'a, S> {
+        Next { sub }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use netreach_core::{Interface, LinkKind, Update};
+impl<S: futures_core::Stream + Unpin> std::future::Future for Next<'_, S> {
+    type Output = Option<S::Item>;
 
-    fn publish(hub: &Hub, snap: &mut Arc<Snapshot>, updates: Vec<Update>) {
-        let mut events = Vec::new();
-        for u in updates {
-            Arc::make_mut(snap).apply_into(u, &mut events);
-        }
-        hub.publish(Batch {
-            snapshot: snap,
-            first_seq: hub.seq(),
-            time: SystemTime::now(),
-            events: &events,
-            resynced: false,
-        });
-    }
-
-    fn link(i: u32, mtu: u32) -> Update {
-        let mut l = Interface::new(i, format!("veth{i}"), LinkKind::Veth);
-        l.mtu = mtu;
-        Update::NewLink(l)
-    }
-
-    #[test]
-    fn in_step_subscriber_gets_every_change_in_order() {
-        let hub = Arc::new(Hub::new(Snapshot::new()));
-        let mut snap = hub.snapshot();
-        let mut sub = hub.subscribe(16);
-        publish(&hub, &mut snap, vec![link(1, 1500), link(2, 1500)]);
-        publish(&hub, &mut snap, vec![link(1, 9000)]);
-        assert!(matches!(
-            sub.recv(),
-            Some(Notification::Ready { seq: 0, .. })
-        ));
-        let seqs: Vec<_> = (0..3).filter_map(|_| sub.recv()?.seq()).collect();
-        assert_eq!(seqs, [1, 2, 3]);
-        assert_eq!(sub.view(), &*snap);
-        assert_eq!(sub.try_recv().unwrap(), None);
-    }
-
-    #[test]
-    fn slow_subscriber_is_merged_not_grown() {
-        let hub = Arc::new(Hub::new(Snapshot::new()));
-        let mut snap = hub.snapshot();
-        let mut sub = hub.subscribe(4);
-        for i in 1..=100 {
-            publish(&hub, &mut snap, vec![link(i % 10 + 1, 1000 + i)]);
-            assert!(lock(&sub.slot.queue).items.len() <= 4);
-        }
-        let mut lagged = false;
-        while let Ok(Some(n)) = sub.try_recv() {
-            lagged |= matches!(n, Notification::Lagged { .. });
-        }
-        assert!(lagged);
-        assert_eq!(
-            sub.view(),
-            &*snap,
-            "merged view must equal the current state"
-        );
-    }
-
-    #[test]
-    fn drop_unsubscribes_and_close_ends_the_stream() {
-        let hub = Arc::new(Hub::new(Snapshot::new()));
-        let sub = hub.subscribe(4);
-        let mut sub2 = hub.subscribe(4);
-        assert_eq!(hub.subscribers(), 2);
-        drop(sub);
-        assert_eq!(hub.subscribers(), 1);
-        hub.close();
-        assert!(matches!(sub2.recv(), Some(Notification::Ready { .. })));
-        assert_eq!(sub2.recv(), None);
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        Pin::new(&mut *self.get_mut().sub).poll_next(cx)
     }
 }
+
+/// The interest of a whole-stream subscription: the model and every attached monitor.
+pub(crate) const EVERYTHING: Interest = Interest {
+    model: true,
+    statuses: Owners::All,
+    reaches: Owners::All,
+};

@@ -6,8 +6,8 @@ pub mod status;
 pub mod wait_online;
 pub mod watch;
 
-use netreach::Netns;
 use netreach::core::connectivity::ConnectivityConfig;
+use netreach::{BackendKind, Monitor, Netns};
 
 use crate::Failure;
 use crate::cli::RuleArgs;
@@ -30,5 +30,23 @@ pub fn netns(arg: Option<&str>) -> Result<Netns, Failure> {
         None => Ok(Netns::Current),
         Some(p) if p.contains('/') => Ok(Netns::Path(p.into())),
         Some(name) => Ok(Netns::named(name)?),
+    }
+}
+
+/// Where and how the commands watch: the namespace (`--netns`) and the backend (`--backend`,
+/// `--poll-interval`).
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub netns: Netns,
+    pub backend: BackendKind,
+}
+
+impl Scope {
+    /// A monitor of the namespace with the backend asked for.
+    pub fn monitor(&self) -> Result<Monitor, netreach::Error> {
+        Monitor::builder()
+            .netns(self.netns.clone())
+            .backend(self.backend)
+            .build()
     }
 }

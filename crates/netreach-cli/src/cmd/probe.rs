@@ -106,14 +106,14 @@ pub fn probe_all(
 }
 
 pub fn run(
-    netns: &Netns,
+    netns: &super::Scope,
     interfaces: &[String],
     family: Option<OneFamily>,
     as_json: bool,
     args: &ProbeArgs,
 ) -> Outcome {
     let config = config(args)?;
-    let monitor = Monitor::in_netns(netns.clone())?;
+    let monitor = netns.monitor()?;
     if let Some(bad) = interfaces
         .iter()
         .find(|n| monitor.snapshot().interface_by_name(n).is_none())

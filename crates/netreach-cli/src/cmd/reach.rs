@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use netreach::core::reach::{InterfaceRef, Reachability, Target};
-use netreach::{ConnectionMonitor, Family, Monitor, Netns, ReachNotification, Snapshot};
+use netreach::{ConnectionMonitor, Family, Monitor, ReachNotification, Snapshot};
 
 use crate::output::{human, json};
 use crate::{Failure, Outcome};
@@ -21,8 +21,8 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(netns: &Netns, args: Args) -> Outcome {
-    let monitor = Monitor::in_netns(netns.clone())?;
+pub fn run(netns: &super::Scope, args: Args) -> Outcome {
+    let monitor = netns.monitor()?;
     let conn = ConnectionMonitor::new(&monitor);
     let interface = args.interface.clone().map(InterfaceRef::Name);
     let target = match args.local {

@@ -3,14 +3,19 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use netreach::{Monitor, Netns, ProbeConfig, StatusMonitor};
+use netreach::{ProbeConfig, StatusMonitor};
 
 use crate::Outcome;
 use crate::cli::RuleArgs;
 use crate::output::{human, json};
 
-pub fn run(netns: &Netns, as_json: bool, rules: &RuleArgs, probe: Option<ProbeConfig>) -> Outcome {
-    let monitor = Monitor::in_netns(netns.clone())?;
+pub fn run(
+    netns: &super::Scope,
+    as_json: bool,
+    rules: &RuleArgs,
+    probe: Option<ProbeConfig>,
+) -> Outcome {
+    let monitor = netns.monitor()?;
     let status = StatusMonitor::new(&monitor, super::config(rules));
     let snap = monitor.snapshot();
     let conn = status.connectivity();

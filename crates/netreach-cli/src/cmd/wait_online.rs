@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use netreach::core::connectivity::{Connectivity, Level, Pattern};
-use netreach::{Family, Monitor, Netns, ProbeConfig, StatusMonitor};
+use netreach::{Family, ProbeConfig, StatusMonitor};
 
 use crate::Outcome;
 use crate::cli::{FamilyArg, RuleArgs};
@@ -50,13 +50,13 @@ impl Condition {
 }
 
 pub fn run(
-    netns: &Netns,
+    netns: &super::Scope,
     cond: Condition,
     timeout: Duration,
     rules: &RuleArgs,
     probe: Option<ProbeConfig>,
 ) -> Outcome {
-    let monitor = Monitor::in_netns(netns.clone())?;
+    let monitor = netns.monitor()?;
     let mut config = super::config(rules);
     for p in &cond.interfaces {
         config = config.with_only(p.clone());

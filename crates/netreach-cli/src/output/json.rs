@@ -113,6 +113,9 @@ impl From<&Connectivity> for ConnectivityJson {
 #[derive(Serialize)]
 pub struct ProbeLine<'a> {
     seq: u64,
+    /// The model change this verdict follows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause_seq: Option<u64>,
     time: String,
     #[serde(rename = "type")]
     kind: &'static str,
@@ -127,6 +130,12 @@ pub struct ProbeLine<'a> {
 }
 
 impl<'a> ProbeLine<'a> {
+    /// Names the model change the verdict follows.
+    pub fn caused_by(mut self, seq: u64) -> Self {
+        self.cause_seq = Some(seq);
+        self
+    }
+
     pub fn new(
         seq: u64,
         time: SystemTime,
@@ -135,6 +144,7 @@ impl<'a> ProbeLine<'a> {
     ) -> ProbeLine<'a> {
         ProbeLine {
             seq,
+            cause_seq: None,
             time: rfc3339(time),
             kind: "probe_changed",
             interface: &change.interface,
@@ -157,6 +167,9 @@ impl<'a> ProbeLine<'a> {
 #[derive(Serialize)]
 pub struct ConnectivityLine {
     seq: u64,
+    /// The model change that caused this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause_seq: Option<u64>,
     time: String,
     #[serde(rename = "type")]
     kind: &'static str,
@@ -170,6 +183,12 @@ pub struct ConnectivityLine {
 }
 
 impl ConnectivityLine {
+    /// Names the model change that caused it.
+    pub fn caused_by(mut self, seq: u64) -> Self {
+        self.cause_seq = Some(seq);
+        self
+    }
+
     pub fn new(
         seq: u64,
         time: SystemTime,
@@ -193,6 +212,7 @@ impl ConnectivityLine {
         };
         ConnectivityLine {
             seq,
+            cause_seq: None,
             time: rfc3339(time),
             kind: "connectivity_changed",
             family,

@@ -137,6 +137,15 @@ pub struct DumpFailure {
     pub message: String,
 }
 
+impl DumpFailure {
+    /// A failure with this message.
+    pub fn new(message: impl Into<String>) -> DumpFailure {
+        DumpFailure {
+            message: message.into(),
+        }
+    }
+}
+
 impl fmt::Display for DumpFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)

@@ -82,9 +82,7 @@ impl Sim {
                     Action::Dump => {
                         let result = if self.fail_dumps > 0 {
                             self.fail_dumps -= 1;
-                            Err(DumpFailure {
-                                message: "scripted".into(),
-                            })
+                            Err(DumpFailure::new("scripted"))
                         } else {
                             Ok(self.kernel.clone())
                         };
@@ -93,9 +91,7 @@ impl Sim {
                     Action::DumpRoutes { family, interface } => {
                         let result = if self.fail_route_dumps > 0 {
                             self.fail_route_dumps -= 1;
-                            Err(DumpFailure {
-                                message: "scripted".into(),
-                            })
+                            Err(DumpFailure::new("scripted"))
                         } else {
                             Ok(self
                                 .kernel

@@ -92,3 +92,17 @@ pub(super) fn lookup(
         }
     }
 }
+
+/// One-shot: `target` judged now, from one lookup with `RTM_F_FIB_MATCH`.
+pub(super) fn check(
+    sock: &mut NlSocket,
+    target: &Target,
+    snap: &Snapshot,
+) -> Result<netreach_core::reach::Reachability, Error> {
+    let answer = lookup(sock, target.query(), true)?;
+    Ok(netreach_core::reach::evaluate(
+        target.query(),
+        &answer,
+        snap,
+    ))
+}

@@ -1,9 +1,125 @@
-//! Operating-system backends, chosen once here with `cfg`.
+//! Operating-system backends behind one small contract, chosen once here with `cfg`, like mio's
+//! `sys` module.
 //!
-//! Linux has the rtnetlink backend. Other systems get an "unsupported" backend that compiles
-//! and returns [`crate::Error`] at run time, so code using netreach builds everywhere.
+//! A backend feeds the machine: it waits for news, reads kernel updates (or, when it polls, whole
+//! states), dumps the state or one interface's routes, looks routes up, and reads medium hints.
+//! The driver ([`crate::driver`]) is written against [`Backend`] alone.
+//!
+//! - `linux`: rtnetlink. [`BackendKind::Netlink`] subscribes to the kernel's notifications;
+//!   [`BackendKind::Polling`] uses the same dump code on an interval without subscribing (for
+//!   sandboxes where rtnetlink multicast is refused).
+//! - `unsupported` (every other system): compiles, and every constructor returns
+//!   [`crate::Error::Unsupported`].
+
+use std::time::{Duration, Instant};
+
+use netreach_core::machine::LookupFailure;
+use netreach_core::reach::{LookupAnswer, RouteQuery};
+use netreach_core::{Family, Medium, Route, Snapshot, Update};
+
+use crate::Error;
+use crate::monitor::Counters;
 
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
 #[cfg(target_os = "linux")]
 pub(crate) use linux as imp;
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) mod unsupported;
+#[cfg(not(target_os = "linux"))]
+pub(crate) use unsupported as imp;
+
+pub(crate) use imp::Waker;
+
+/// How a monitor learns of changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BackendKind {
+    /// The kernel's change notifications (rtnetlink on Linux): every change the moment it
+    /// happens, and no work at all while nothing changes.
+    #[default]
+    Netlink,
+    /// A full dump every `interval`, compared with the last: for platforms and sandboxes
+    /// where notifications are not available. A change takes up to one interval to be seen;
+    /// nothing is missed or reported twice.
+    Polling {
+        /// Time between two dumps.
+        interval: Duration,
+    },
+}
+
+impl BackendKind {
+    /// The default polling interval (2 s).
+    pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+    /// The name used on the command line (`netlink`, `polling`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            BackendKind::Netlink => "netlink",
+            BackendKind::Polling { .. } => "polling",
+        }
+    }
+}
+
+/// What one read gave.
+pub(crate) enum Read {
+    /// Everything queued was read.
+    Drained,
+    /// `max` updates were read; more are queued.
+    More,
+    /// Notifications were lost: the state must be dumped again.
+    Overflow,
+    /// A polling backend's new full state.
+    State(Snapshot),
+}
+
+/// The contract between the driver and an operating system.
+pub(crate) trait Backend: Send {
+    /// Sleeps until the backend may have news, `waker` was woken, or `deadline` passed
+    /// (`None`: no deadline). Spurious returns are fine.
+    fn wait(&mut self, waker: &Waker, deadline: Option<Instant>) -> Result<(), Error>;
+
+    /// Reads what is there without blocking, appending at most `max` updates to `out`.
+    fn read(
+        &mut self,
+        out: &mut Vec<Update>,
+        max: usize,
+        counters: &Counters,
+    ) -> Result<Read, Error>;
+
+    /// The whole state.
+    fn dump(&mut self) -> Result<Snapshot, Error>;
+
+    /// The routes of `family`, through `interface` only when given.
+    fn dump_routes(&mut self, family: Family, interface: Option<u32>) -> Result<Vec<Route>, Error>;
+
+    /// Looks every query up; `out` gets one answer per query, in order.
+    fn lookup_routes(
+        &mut self,
+        queries: &[RouteQuery],
+        out: &mut Vec<Result<LookupAnswer, LookupFailure>>,
+    );
+
+    /// What the system says about the medium of interface `name`, where it can tell for the
+    /// namespace watched.
+    fn medium_hint(&self, name: &str) -> Option<Medium>;
+
+    /// Whether [`Backend::medium_hint`] can say anything.
+    fn has_medium_hints(&self) -> bool;
+
+    /// The receive buffer in bytes, where there is one.
+    fn rcvbuf(&self) -> usize {
+        0
+    }
+}
+
+/// Opens a backend in `netns` and reads the first state. Subscribes before dumping, so that no
+/// change is lost in between.
+pub(crate) fn open(
+    kind: BackendKind,
+    netns: &crate::Netns,
+    rcvbuf: usize,
+) -> Result<(Box<dyn Backend>, Snapshot), Error> {
+    imp::open(kind, netns, rcvbuf)
+}
