@@ -39,9 +39,12 @@ impl Failure {
 impl From<netreach::Error> for Failure {
     fn from(e: netreach::Error) -> Failure {
         use netreach::Error as E;
+        // A namespace the user named wrong is bad input; lacking the privilege to enter a
+        // good one (`PermissionDenied`) is a run-time failure.
         let code = match e {
             E::NamespaceNotFound { .. }
             | E::InvalidNamespaceName { .. }
+            | E::InvalidNamespacePath { .. }
             | E::NotANamespace { .. }
             | E::InvalidTarget(_) => 2,
             _ => 1,

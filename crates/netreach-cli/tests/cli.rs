@@ -4,8 +4,10 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use common::Ns;
 use serde_json::Value;
@@ -253,4 +255,98 @@ fn closed_pipe_is_not_an_error() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A directory of one test's own under the temporary directory (process id and a counter),
+/// removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("netreach-cli-{}-{n}-{tag}", std::process::id()));
+        std::fs::create_dir(&dir).expect("create the test directory");
+        TempDir(dir)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs netreach with `args`; kills it and fails the test when it runs longer than 10 s.
+fn output_within_10s(args: &[&str]) -> Output {
+    let limit = Duration::from_secs(10);
+    let mut child = netreach()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start netreach");
+    let end = Instant::now() + limit;
+    while child.try_wait().expect("wait for netreach").is_none() {
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("netreach {args:?} still ran after {limit:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("read netreach's output")
+}
+
+/// Asserts exit code 2 and one line on stderr, and returns that line.
+fn bad_namespace(path: &Path) -> String {
+    let path = path.to_str().expect("UTF-8 test path");
+    let out = output_within_10s(&["--netns", path, "status"]);
+    let err = String::from_utf8(out.stderr).expect("UTF-8 error");
+    assert_eq!(out.status.code(), Some(2), "{path}: {err}");
+    assert_eq!(err.lines().count(), 1, "{path}: {err}");
+    err
+}
+
+#[test]
+fn a_fifo_as_namespace_fails_at_once_with_exit_2() {
+    let dir = TempDir::new("fifo");
+    let fifo = dir.join("fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .expect("mkfifo");
+    assert_eq!(
+        bad_namespace(&fifo),
+        format!(
+            "netreach: {} is a FIFO, not a network namespace\n",
+            fifo.display()
+        )
+    );
+}
+
+#[test]
+fn a_symlink_loop_as_namespace_fails_with_exit_2() {
+    let dir = TempDir::new("loop");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    std::os::unix::fs::symlink(&b, &a).expect("symlink");
+    std::os::unix::fs::symlink(&a, &b).expect("symlink");
+    let err = bad_namespace(&a);
+    let want = format!(
+        "netreach: invalid network namespace path {}: the path loops through symbolic links: ",
+        a.display()
+    );
+    // The rest is the OS's text for ELOOP.
+    assert!(err.starts_with(&want), "{err}");
+    assert!(err.trim_end().ends_with("(os error 40)"), "{err}");
 }

@@ -1,5 +1,6 @@
 //! The library's typed errors.
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
@@ -25,11 +26,29 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// The file exists but is not a network namespace.
-    #[error("{path} is not a network namespace")]
+    /// The namespace path could not be opened because of the path itself: too long, through
+    /// a file that is not a directory, a loop of symbolic links (see [`PathReason`]). Check
+    /// the path; a namespace file is `/proc/PID/ns/net` or `/run/netns/NAME`.
+    #[error("invalid network namespace path {path}: {reason}")]
+    InvalidNamespacePath {
+        /// The path given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: PathReason,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file exists but is not a network namespace: something other than a regular file
+    /// (a FIFO, a socket, a directory, a device), a regular file outside nsfs, or the file of
+    /// another type of namespace (`/proc/PID/ns/uts`). Give `/proc/PID/ns/net`, a bind mount
+    /// of one, or a name from `ip netns list`.
+    #[error("{path} is {kind}, not a network namespace")]
     NotANamespace {
         /// The file.
         path: PathBuf,
+        /// What it is instead.
+        kind: FileKind,
     },
     /// The caller lacks the privilege for an operation (entering another namespace needs
     /// `CAP_SYS_ADMIN`). Run as root or with that capability.
@@ -101,6 +120,73 @@ impl Error {
             operation,
             source: source.into(),
         }
+    }
+}
+
+/// What is wrong with a namespace path that could not be opened
+/// ([`Error::InvalidNamespacePath`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PathReason {
+    /// The path, or one of its components, is longer than the system allows
+    /// (`ENAMETOOLONG`: 4096 bytes for a path, 255 for a component).
+    TooLong,
+    /// A component before the last is not a directory (`ENOTDIR`), as in `/etc/passwd/x`.
+    NotADirectory,
+    /// Resolving the path met a loop of symbolic links, or too many of them (`ELOOP`).
+    SymlinkLoop,
+    /// The path contains a NUL byte, which no system call accepts.
+    NulByte,
+    /// Another error from opening or examining the file (an I/O error, say): see the OS error.
+    Other,
+}
+
+impl fmt::Display for PathReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PathReason::TooLong => "the path or one of its components is too long",
+            PathReason::NotADirectory => "a component of the path is not a directory",
+            PathReason::SymlinkLoop => "the path loops through symbolic links",
+            PathReason::NulByte => "the path contains a NUL byte",
+            PathReason::Other => "the file cannot be opened",
+        })
+    }
+}
+
+/// What a file given as a network namespace is instead ([`Error::NotANamespace`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FileKind {
+    /// A regular file that is not on nsfs (the namespace file system).
+    RegularFile,
+    /// A directory.
+    Directory,
+    /// A FIFO (named pipe).
+    Fifo,
+    /// A Unix-domain socket.
+    Socket,
+    /// A character device.
+    CharDevice,
+    /// A block device.
+    BlockDevice,
+    /// A namespace file of another type, such as `/proc/PID/ns/uts`.
+    OtherNamespace,
+    /// A file of a type the system did not say.
+    Unknown,
+}
+
+impl fmt::Display for FileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FileKind::RegularFile => "a regular file",
+            FileKind::Directory => "a directory",
+            FileKind::Fifo => "a FIFO",
+            FileKind::Socket => "a socket",
+            FileKind::CharDevice => "a character device",
+            FileKind::BlockDevice => "a block device",
+            FileKind::OtherNamespace => "a namespace of another type",
+            FileKind::Unknown => "a file of unknown type",
+        })
     }
 }
 

@@ -49,7 +49,7 @@ mod sys;
 mod verify;
 
 pub use connection::{ConnectionMonitor, ReachNotification, ReachSubscription, Watch};
-pub use error::Error;
+pub use error::{Error, FileKind, PathReason};
 pub use monitor::{Monitor, MonitorBuilder, Stats};
 pub use netns::Netns;
 pub use status::{StatusMonitor, StatusNotification, StatusSubscription};

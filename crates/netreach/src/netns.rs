@@ -70,6 +70,11 @@ impl Netns {
     /// runs on a helper thread that entered it (sockets it opens stay in that namespace; so do
     /// threads it starts). For the current namespace, `f` runs on the caller's thread.
     ///
+    /// Fails at once, without blocking, when the namespace file is missing
+    /// ([`Error::NamespaceNotFound`]), the path cannot name one ([`Error::InvalidNamespacePath`]),
+    /// or the file is something else ([`Error::NotANamespace`]: a FIFO, a directory, a regular
+    /// file, a namespace of another type).
+    ///
     /// ```no_run
     /// use netreach::Netns;
     /// # fn main() -> Result<(), netreach::Error> {
@@ -80,17 +85,8 @@ impl Netns {
         let Some(path) = self.path() else {
             return Ok(f());
         };
-        let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NamespaceNotFound {
-                name: self.to_string(),
-                path: path.clone(),
-            },
-            std::io::ErrorKind::PermissionDenied => Error::PermissionDenied {
-                operation: "open the namespace file",
-                source: e,
-            },
-            _ => Error::socket("open the namespace file", e),
-        })?;
+        // Checked here, on the caller's thread, so a bad path fails at once with what is wrong.
+        let file = crate::sys::imp::netns::open(&path, &self.to_string())?;
         std::thread::scope(|s| {
             let h = std::thread::Builder::new()
                 .name("netreach-netns".into())
@@ -118,7 +114,12 @@ impl fmt::Display for Netns {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
     use super::*;
+    use crate::{FileKind, PathReason};
 
     #[test]
     fn names_are_checked() {
@@ -146,11 +147,158 @@ mod tests {
         }
     }
 
+    /// A directory of one test's own (process id and a counter), removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir()
+                .join(format!("netreach-netns-{}-{n}-{tag}", std::process::id()));
+            std::fs::create_dir(&dir).expect("create the test directory");
+            TempDir(dir)
+        }
+
+        fn join(&self, name: &str) -> PathBuf {
+            self.0.join(name)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// `Netns::Path(path).run(..)`, failing the test if it does not return within 10 s.
+    fn run_path(path: &Path) -> Result<(), Error> {
+        let ns = Netns::Path(path.to_owned());
+        let (tx, rx) = mpsc::channel();
+        // Not joined: if `run` hangs, the test fails and leaves the thread behind.
+        std::thread::spawn(move || {
+            let _ = tx.send(ns.run(|| ()));
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("Netns::run({}) did not return in 10 s", path.display()))
+    }
+
+    /// Asserts `path` is refused as `kind`, with the message saying so.
+    fn assert_not_a_namespace(path: &Path, kind: FileKind) {
+        let e = run_path(path).expect_err("refused");
+        assert!(
+            matches!(&e, Error::NotANamespace { path: p, kind: k } if p == path && *k == kind),
+            "{}: unexpected {e:?}",
+            path.display()
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("{} is {kind}, not a network namespace", path.display())
+        );
+    }
+
+    /// Asserts `path` is refused as an invalid path for `reason`.
+    fn assert_invalid_path(path: &Path, reason: PathReason) {
+        let e = run_path(path).expect_err("refused");
+        assert!(
+            matches!(&e, Error::InvalidNamespacePath { path: p, reason: r, .. }
+                if p == path && *r == reason),
+            "{}: unexpected {e:?}",
+            path.display()
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "invalid network namespace path {}: {reason}",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_fifo_is_refused_at_once() {
+        let dir = TempDir::new("fifo");
+        let fifo = dir.join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .expect("mkfifo");
+        assert_not_a_namespace(&fifo, FileKind::Fifo);
+    }
+
+    #[test]
+    fn a_socket_is_not_a_namespace() {
+        let dir = TempDir::new("sock");
+        let sock = dir.join("sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+        assert_not_a_namespace(&sock, FileKind::Socket);
+    }
+
+    #[test]
+    fn a_directory_is_not_a_namespace() {
+        let dir = TempDir::new("dir");
+        assert_not_a_namespace(&dir.0, FileKind::Directory);
+    }
+
+    #[test]
+    fn a_device_is_not_a_namespace() {
+        assert_not_a_namespace(Path::new("/dev/null"), FileKind::CharDevice);
+    }
+
     #[test]
     fn a_regular_file_is_not_a_namespace() {
-        let ns = Netns::Path("/proc/self/status".into());
-        match ns.run(|| ()) {
-            Err(Error::NotANamespace { .. }) | Err(Error::PermissionDenied { .. }) => {}
+        let dir = TempDir::new("file");
+        let file = dir.join("file");
+        std::fs::write(&file, "not a namespace").expect("write");
+        assert_not_a_namespace(&file, FileKind::RegularFile);
+        // A regular file on procfs, beside the namespace files.
+        assert_not_a_namespace(Path::new("/proc/self/status"), FileKind::RegularFile);
+    }
+
+    #[test]
+    fn a_namespace_of_another_type_is_not_a_network_namespace() {
+        assert_not_a_namespace(Path::new("/proc/self/ns/uts"), FileKind::OtherNamespace);
+    }
+
+    #[test]
+    fn a_too_long_path_is_invalid() {
+        let path = PathBuf::from("/a".repeat(2500));
+        assert_eq!(path.as_os_str().len(), 5000);
+        assert_invalid_path(&path, PathReason::TooLong);
+    }
+
+    #[test]
+    fn a_path_through_a_regular_file_is_invalid() {
+        let dir = TempDir::new("notdir");
+        let file = dir.join("file");
+        std::fs::write(&file, "").expect("write");
+        assert_invalid_path(&file.join("x"), PathReason::NotADirectory);
+    }
+
+    #[test]
+    fn a_symlink_loop_is_invalid() {
+        let dir = TempDir::new("loop");
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        std::os::unix::fs::symlink(&b, &a).expect("symlink");
+        std::os::unix::fs::symlink(&a, &b).expect("symlink");
+        assert_invalid_path(&a, PathReason::SymlinkLoop);
+    }
+
+    #[test]
+    fn a_nul_byte_is_invalid() {
+        assert_invalid_path(Path::new("/proc/self/ns/net\0x"), PathReason::NulByte);
+    }
+
+    #[test]
+    fn the_own_network_namespace_file_is_accepted() {
+        match run_path(Path::new("/proc/self/ns/net")) {
+            Ok(()) => {}
+            // Entering a namespace, even one's own, needs CAP_SYS_ADMIN.
+            Err(Error::PermissionDenied { .. }) if !rustix::process::geteuid().is_root() => {}
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -34,6 +34,12 @@ pub(crate) mod netns {
 
     use crate::Error;
 
+    pub(crate) fn open(_path: &Path, _name: &str) -> Result<File, Error> {
+        Err(Error::Unsupported {
+            what: "network namespaces",
+        })
+    }
+
     pub(crate) fn enter(_file: &File, _path: &Path) -> Result<(), Error> {
         Err(Error::Unsupported {
             what: "network namespaces",
