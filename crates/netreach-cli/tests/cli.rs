@@ -13,7 +13,9 @@ use common::Ns;
 use serde_json::Value;
 
 fn netreach() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_netreach"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_netreach"));
+    c.args(common::backend_args());
+    c
 }
 
 #[test]

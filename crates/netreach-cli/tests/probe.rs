@@ -2,6 +2,8 @@
 //! namespaces made here. The default (public) endpoints are never used: every run names a URL
 //! of a test server.
 
+#[path = "../../netreach/tests/common/mod.rs"]
+mod common;
 #[path = "../../netreach/tests/probe/lab.rs"]
 #[allow(dead_code)] // The lab serves several test files; this one uses part of it.
 mod lab;
@@ -19,7 +21,7 @@ fn netreach(lab: &Lab, args: &[&str]) -> std::process::Output {
     let mut v = vec!["--netns", lab.client.name()];
     v.extend(args);
     v.extend(["--url", &url, "--probe-timeout", "3"]);
-    Command::new(env!("CARGO_BIN_EXE_netreach"))
+    Command::new(env!("CARGO_BIN_EXE_netreach")).args(common::backend_args())
         .args(&v)
         .output()
         .unwrap()
@@ -75,7 +77,7 @@ fn probe_bad_input_exits_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert_eq!(String::from_utf8(out.stderr).unwrap().lines().count(), 1);
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_netreach"))
+    let out = Command::new(env!("CARGO_BIN_EXE_netreach")).args(common::backend_args())
         .args(["probe", "--url", "ftp://198.18.0.1/"])
         .output()
         .unwrap();
@@ -137,7 +139,7 @@ fn watch_probe_reports_verdict_changes() {
     let _a = serve(&lab, 0, NO_CONTENT);
     let _b = serve(&lab, 1, PORTAL);
     let url = format!("http://{ENDPOINT_V4}/generate_204");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netreach"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netreach")).args(common::backend_args())
         .args([
             "--netns",
             lab.client.name(),

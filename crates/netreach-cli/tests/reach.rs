@@ -13,7 +13,9 @@ use common::lab::{Lab, Plan, V4, V6, WAIT};
 use serde_json::Value;
 
 fn netreach() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_netreach"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_netreach"));
+    c.args(common::backend_args());
+    c
 }
 
 /// `netreach --netns HOST reach ARGS...`.

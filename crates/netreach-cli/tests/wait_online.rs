@@ -11,7 +11,9 @@ use common::Ns;
 use serde_json::Value;
 
 fn netreach() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_netreach"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_netreach"));
+    c.args(common::backend_args());
+    c
 }
 
 /// A host with an uplink to a router; `online` adds the default route.

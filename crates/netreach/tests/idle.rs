@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::Ns;
 use netreach::core::connectivity::ConnectivityConfig;
-use netreach::{ConnectionMonitor, Monitor, StatusMonitor};
+use netreach::{ConnectionMonitor, StatusMonitor};
 
 /// Voluntary context switches of the monitor's thread (found by its name).
 fn monitor_wakeups() -> u64 {
@@ -39,7 +39,7 @@ fn an_idle_monitor_never_wakes() {
     ns.ip("link set ib up");
     ns.ip("addr add 198.18.40.1/24 dev ia");
     ns.ip("route add default via 198.18.40.2");
-    let monitor = Monitor::in_netns(ns.netns()).expect("monitor");
+    let monitor = common::monitor_in(ns.netns()).expect("monitor");
     let status = StatusMonitor::new(&monitor, ConnectivityConfig::default());
     let conns = ConnectionMonitor::new(&monitor);
     let watch = conns

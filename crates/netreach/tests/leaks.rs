@@ -35,7 +35,7 @@ use netreach::core::probe::ProbeSchedule;
 use netreach::core::reach::Reachability;
 use netreach::probe::ProbeEndpoint;
 use netreach::{
-    ConnectionMonitor, Event, Monitor, Notification, ProbeConfig, ReachNotification,
+    ConnectionMonitor, Event, Notification, ProbeConfig, ReachNotification,
     ReachSubscription, StatusMonitor, StatusNotification, StatusSubscription, Subscription,
 };
 
@@ -350,7 +350,7 @@ fn ip(addr: &str) -> IpAddr {
 /// One round: all three monitors, a change seen by every subscription, everything dropped.
 fn round(client: &Ns, server: &ProbeServer, baseline: (usize, usize), n: usize) {
     let (t0, f0) = baseline;
-    let monitor = Monitor::in_netns(client.netns()).expect("monitor");
+    let monitor = common::monitor_in(client.netns()).expect("monitor");
     assert!(threads() > t0, "the monitor runs a thread of its own");
     assert!(fds() > f0, "the monitor holds sockets");
     let mut subs: Vec<_> = (0..4).map(|_| monitor.subscribe()).collect();

@@ -47,7 +47,7 @@ fn rich_namespace() -> (Ns, Ns) {
 #[test]
 fn snapshot_matches_the_kernel() {
     let (ns, peer) = rich_namespace();
-    let monitor = Monitor::in_netns(ns.netns()).expect("monitor");
+    let monitor = common::monitor_in(ns.netns()).expect("monitor");
     // The kernel keeps changing on its own for a moment (IPv6 link-local addresses finish
     // duplicate address detection), so compare once both views agree, with a diff if never.
     let settled = |m: &Monitor| matches_kernel(&ns, &m.snapshot());
@@ -107,7 +107,7 @@ fn until(sub: &mut Subscription, what: &str, pred: impl Fn(&Event) -> bool) -> V
 #[test]
 fn every_kind_of_change_is_a_typed_event_in_order() {
     let ns = Ns::new("events");
-    let monitor = Monitor::in_netns(ns.netns()).expect("monitor");
+    let monitor = common::monitor_in(ns.netns()).expect("monitor");
     let mut sub = monitor.subscribe();
     assert!(matches!(sub.recv(), Some(Notification::Ready { .. })));
     let mut last_seq = 0;
@@ -210,7 +210,7 @@ fn ipv6_dad_completion_is_an_address_change() {
     let ns = Ns::new("dad");
     ns.veth("da", "db");
     ns.ip("link set db up");
-    let monitor = Monitor::in_netns(ns.netns()).expect("monitor");
+    let monitor = common::monitor_in(ns.netns()).expect("monitor");
     let mut sub = monitor.subscribe();
     ns.ip("link set da up");
     ns.ip("addr add 2001:db8:5::1/64 dev da");
@@ -240,7 +240,7 @@ fn burst_while_subscriber_sleeps_ends_in_the_kernels_state() {
     let ns = Ns::new("burst");
     ns.veth("ba", "bb");
     ns.ip("link set ba up");
-    let monitor = Monitor::builder()
+    let monitor = common::builder()
         .netns(ns.netns())
         .queue_capacity(1024)
         .build()
@@ -324,7 +324,7 @@ fn start_during_a_burst_misses_nothing() {
     });
     std::thread::sleep(Duration::from_millis(50));
     let monitors: Vec<_> = (0..3)
-        .map(|_| Monitor::in_netns(ns.netns()).expect("monitor"))
+        .map(|_| common::monitor_in(ns.netns()).expect("monitor"))
         .collect();
     feeder.join().unwrap();
     assert!(burst.wait().unwrap().success());
@@ -343,7 +343,7 @@ fn socket_overflow_resyncs() {
     let ns = Ns::new("enobufs");
     ns.veth("oa", "ob");
     ns.ip("link set oa up");
-    let monitor = Monitor::builder()
+    let monitor = common::builder()
         .netns(ns.netns())
         .receive_buffer(4096)
         .build()
@@ -375,7 +375,7 @@ fn socket_overflow_resyncs() {
 
 #[test]
 fn namespace_errors_are_typed() {
-    match Monitor::in_netns(netreach::Netns::named("nrt-does-not-exist-0").unwrap()) {
+    match common::monitor_in(netreach::Netns::named("nrt-does-not-exist-0").unwrap()) {
         Err(netreach::Error::NamespaceNotFound { .. }) => {}
         other => panic!("unexpected {other:?}"),
     }
@@ -385,7 +385,7 @@ fn namespace_errors_are_typed() {
 fn caller_thread_stays_in_its_namespace() {
     let before = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
     let ns = Ns::new("stay");
-    let _m = Monitor::in_netns(ns.netns()).expect("monitor");
+    let _m = common::monitor_in(ns.netns()).expect("monitor");
     assert_eq!(
         std::fs::read_link("/proc/thread-self/ns/net").unwrap(),
         before
@@ -416,7 +416,7 @@ fn async_subscription_works_without_a_runtime() {
         }
     }
     let ns = Ns::new("async");
-    let monitor = Monitor::in_netns(ns.netns()).expect("monitor");
+    let monitor = common::monitor_in(ns.netns()).expect("monitor");
     let mut sub = monitor.subscribe();
     assert!(matches!(
         block_on(sub.recv_async()),

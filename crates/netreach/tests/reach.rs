@@ -29,7 +29,7 @@ struct Started {
 
 fn start(tag: &str, plan: Plan) -> Started {
     let lab = Lab::new(tag);
-    let monitor = Monitor::in_netns(lab.host.netns()).expect("monitor");
+    let monitor = common::monitor_in(lab.host.netns()).expect("monitor");
     let conn = ConnectionMonitor::new(&monitor);
     let w = Watcher::new(&conn);
     let streams = lab.connect(plan, 4040);
@@ -235,7 +235,7 @@ fn tcp_connection_ipv6_each_cause() {
 fn bound_interface_follows_its_own_routes() {
     for plan in [V4, V6] {
         let lab = Lab::new("rcb");
-        let monitor = Monitor::in_netns(lab.host.netns()).expect("monitor");
+        let monitor = common::monitor_in(lab.host.netns()).expect("monitor");
         let conn = ConnectionMonitor::new(&monitor);
         let mut w = Watcher::new(&conn);
         let bound = conn
@@ -277,7 +277,7 @@ fn many_targets_one_link() {
     let lab = Lab::new("rcm");
     lab.host
         .ip("route add 198.19.0.0/16 via 198.18.20.1 dev h0");
-    let monitor = Monitor::in_netns(lab.host.netns()).expect("monitor");
+    let monitor = common::monitor_in(lab.host.netns()).expect("monitor");
     let conn = ConnectionMonitor::new(&monitor);
     let mut w = Watcher::new(&conn);
     let far: Vec<Watch> = (0..FAR)
@@ -343,7 +343,7 @@ fn many_targets_one_link() {
 fn lost_notifications_look_every_target_up_again() {
     const TARGETS: usize = 100;
     let lab = Lab::new("rco");
-    let monitor = Monitor::builder()
+    let monitor = common::builder()
         .netns(lab.host.netns())
         .receive_buffer(4096)
         .build()

@@ -8,12 +8,12 @@ use std::net::{SocketAddr, UdpSocket};
 
 use common::lab::{Lab, V4, V6, WAIT, Watcher, in_netns, ip, reachable, reachable_via, reason};
 use netreach::core::reach::{InterfaceRef, Reachability, Reason, TargetError};
-use netreach::{ConnectionMonitor, Error, Monitor, RouteType};
+use netreach::{ConnectionMonitor, Error, RouteType};
 
 #[test]
 fn every_validation_error() {
     let lab = Lab::new("rcv");
-    let monitor = Monitor::in_netns(lab.host.netns()).expect("monitor");
+    let monitor = common::monitor_in(lab.host.netns()).expect("monitor");
     let conn = ConnectionMonitor::new(&monitor);
     let invalid = |local: &str, remote: &str, interface: Option<InterfaceRef>| match conn.target(
         ip(local),
@@ -158,7 +158,7 @@ fn every_validation_error() {
 #[test]
 fn loopback_remote_is_reachable_while_lo_is_up() {
     let lab = Lab::new("rclo");
-    let monitor = Monitor::in_netns(lab.host.netns()).expect("monitor");
+    let monitor = common::monitor_in(lab.host.netns()).expect("monitor");
     let conn = ConnectionMonitor::new(&monitor);
     let mut w = Watcher::new(&conn);
     let v4 = conn
@@ -188,7 +188,7 @@ fn loopback_remote_is_reachable_while_lo_is_up() {
 #[test]
 fn udp_socket_is_a_target() {
     let lab = Lab::new("rcu");
-    let monitor = Monitor::in_netns(lab.host.netns()).expect("monitor");
+    let monitor = common::monitor_in(lab.host.netns()).expect("monitor");
     let conn = ConnectionMonitor::new(&monitor);
     for plan in [V4, V6] {
         let server = SocketAddr::new(ip(plan.server), 9);
@@ -213,7 +213,7 @@ fn udp_socket_is_a_target() {
 #[test]
 fn can_reach_is_one_lookup_with_the_kernels_source() {
     let lab = Lab::new("rccr");
-    let monitor = Monitor::in_netns(lab.host.netns()).expect("monitor");
+    let monitor = common::monitor_in(lab.host.netns()).expect("monitor");
     let conn = ConnectionMonitor::new(&monitor);
     for plan in [V4, V6] {
         let r = conn.can_reach(ip(plan.server)).expect("lookup");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::Ns;
 use netreach::core::connectivity::{ConnectivityChange, ConnectivityConfig, Level};
-use netreach::{Family, Monitor, StatusMonitor, StatusNotification, StatusSubscription};
+use netreach::{Family, StatusMonitor, StatusNotification, StatusSubscription};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -88,7 +88,7 @@ fn host_and_router() -> (Ns, Ns) {
 #[test]
 fn ipv4_levels_and_transitions() {
     let (host, router) = host_and_router();
-    let monitor = Monitor::in_netns(host.netns()).expect("monitor");
+    let monitor = common::monitor_in(host.netns()).expect("monitor");
     let status = StatusMonitor::new(&monitor, ConnectivityConfig::default());
     let c = status.connectivity();
     assert_eq!(
@@ -174,7 +174,7 @@ fn ipv6_levels_link_local_gateway_and_independence() {
             "net.ipv6.conf.default.accept_dad=0",
         ],
     );
-    let monitor = Monitor::in_netns(host.netns()).expect("monitor");
+    let monitor = common::monitor_in(host.netns()).expect("monitor");
     let status = StatusMonitor::new(&monitor, ConnectivityConfig::default());
     let mut w = Watcher::new(&status);
 
@@ -213,7 +213,7 @@ fn linkdown_route_is_not_internet() {
     host.ip("link set h0 up");
     host.ip("addr add 198.18.20.2/24 dev h0");
     host.ip("route add default via 198.18.20.1");
-    let monitor = Monitor::in_netns(host.netns()).expect("monitor");
+    let monitor = common::monitor_in(host.netns()).expect("monitor");
     let status = StatusMonitor::new(&monitor, ConnectivityConfig::default());
     assert_eq!(status.connectivity().ipv4, Level::Internet);
     let mut w = Watcher::new(&status);
@@ -238,7 +238,7 @@ fn excluded_interfaces_do_not_count() {
     host.ip("link set h0 up");
     host.ip("addr add 198.18.20.2/24 dev h0");
     host.ip("route add default via 198.18.20.1");
-    let monitor = Monitor::in_netns(host.netns()).expect("monitor");
+    let monitor = common::monitor_in(host.netns()).expect("monitor");
     let all = StatusMonitor::new(&monitor, ConnectivityConfig::default());
     let without = StatusMonitor::new(
         &monitor,
@@ -251,7 +251,7 @@ fn excluded_interfaces_do_not_count() {
 #[test]
 fn dropping_the_last_handle_ends_subscriptions() {
     let (host, _router) = host_and_router();
-    let monitor = Monitor::in_netns(host.netns()).expect("monitor");
+    let monitor = common::monitor_in(host.netns()).expect("monitor");
     let status = StatusMonitor::new(&monitor, ConnectivityConfig::default());
     let clone = status.clone();
     let mut sub = status.subscribe();

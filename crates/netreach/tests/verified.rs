@@ -1,6 +1,8 @@
 //! Verified internet in the status monitor: probes per interface, re-probing after a change,
 //! and the backoff, against test servers in namespaces made here.
 
+#[allow(dead_code)]
+mod common;
 #[path = "probe/lab.rs"]
 #[allow(dead_code)] // The lab serves several test files; this one uses part of it.
 mod lab;
@@ -11,7 +13,7 @@ use lab::{Conn, ENDPOINT_V4, Lab, NO_CONTENT, Server};
 use netreach::core::connectivity::ConnectivityConfig;
 use netreach::core::probe::ProbeSchedule;
 use netreach::probe::{ProbeEndpoint, ProbeVerdict};
-use netreach::{Family, Monitor, Netns, ProbeConfig, StatusMonitor, StatusNotification, Verified};
+use netreach::{Family, Netns, ProbeConfig, StatusMonitor, StatusNotification, Verified};
 
 const PORTAL: &[u8] =
     b"HTTP/1.1 302 Found\r\nLocation: http://198.18.2.2/login\r\nContent-Length: 0\r\n\r\n";
@@ -71,7 +73,7 @@ fn uplinks_are_told_apart_reprobed_after_a_change_and_backed_off() {
         &format!("{ENDPOINT_V4}:80"),
         |mut c: Conn| c.send(PORTAL),
     );
-    let monitor = Monitor::in_netns(Netns::named(lab.client.name()).unwrap()).expect("monitor");
+    let monitor = common::monitor_in(Netns::named(lab.client.name()).unwrap()).expect("monitor");
     let status = StatusMonitor::with_probe(&monitor, ConnectivityConfig::default(), probe_config());
     assert_eq!(status.verification().internet, Verified::Unverified);
 
@@ -145,7 +147,7 @@ fn nothing_is_probed_unless_asked() {
         &format!("{ENDPOINT_V4}:80"),
         |mut c: Conn| c.send(NO_CONTENT),
     );
-    let monitor = Monitor::in_netns(Netns::named(lab.client.name()).unwrap()).expect("monitor");
+    let monitor = common::monitor_in(Netns::named(lab.client.name()).unwrap()).expect("monitor");
     let status = StatusMonitor::new(&monitor, ConnectivityConfig::default());
     assert!(status.is_online());
     lab.client.ip(&["link", "set", "up0", "down"]);
@@ -162,7 +164,7 @@ fn dropping_the_monitor_stops_probe_threads() {
     let _slow = Server::start(&lab.servers[0], &format!("{ENDPOINT_V4}:80"), |c: Conn| {
         c.hold()
     });
-    let monitor = Monitor::in_netns(Netns::named(lab.client.name()).unwrap()).expect("monitor");
+    let monitor = common::monitor_in(Netns::named(lab.client.name()).unwrap()).expect("monitor");
     let status = StatusMonitor::with_probe(&monitor, ConnectivityConfig::default(), probe_config());
     std::thread::sleep(Duration::from_millis(500));
     let t = Instant::now();

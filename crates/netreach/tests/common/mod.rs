@@ -12,8 +12,61 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use netreach::Netns;
+use netreach::{BackendKind, Monitor, MonitorBuilder, Netns};
 use serde_json::Value;
+
+/// The poll interval of the suite's polling runs: short, so a change arrives fast.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The backend the suite runs against: the netlink backend, or the polling one with
+/// `NETREACH_TEST_BACKEND=polling` (CI runs the suite on both).
+pub fn backend() -> BackendKind {
+    match std::env::var("NETREACH_TEST_BACKEND").as_deref() {
+        Ok("polling") => BackendKind::Polling {
+            interval: POLL_INTERVAL,
+        },
+        Ok("netlink") | Err(_) => BackendKind::Netlink,
+        Ok(other) => panic!("NETREACH_TEST_BACKEND={other:?}: expected netlink or polling"),
+    }
+}
+
+/// True when the suite runs on the polling backend.
+pub fn polling() -> bool {
+    matches!(backend(), BackendKind::Polling { .. })
+}
+
+/// Says loudly that a test does not apply to the polling backend (it proves something only
+/// notifications have: a socket overflow, an idle thread), and returns true to skip it.
+pub fn netlink_only(what: &str) -> bool {
+    if polling() {
+        eprintln!("SKIPPED on the polling backend: {what} is a property of the netlink backend");
+        return true;
+    }
+    false
+}
+
+/// A monitor builder with the suite's backend.
+pub fn builder() -> MonitorBuilder {
+    Monitor::builder().backend(backend())
+}
+
+/// A monitor of `netns` with the suite's backend.
+pub fn monitor_in(netns: Netns) -> Result<Monitor, netreach::Error> {
+    builder().netns(netns).build()
+}
+
+/// The global flags that put the `netreach` binary on the suite's backend.
+pub fn backend_args() -> Vec<String> {
+    match backend() {
+        BackendKind::Polling { interval } => vec![
+            "--backend".into(),
+            "polling".into(),
+            "--poll-interval".into(),
+            format!("{}", interval.as_secs_f64()),
+        ],
+        _ => Vec::new(),
+    }
+}
 
 /// Fails loudly when not root: these tests need to create namespaces.
 pub fn require_root() {
