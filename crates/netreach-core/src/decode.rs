@@ -4,7 +4,12 @@
 //! fields, decodes each with `netlink-packet-route`, and turns link, address and route messages
 //! into [`Update`]s. A message that cannot be decoded is reported as an error for that message
 //! alone; the walk goes on with the next one. Message types and attributes netreach does not use
-//! are skipped. Nothing here panics on any input.
+//! are skipped. Nothing here panics on any input (`tests/decode_mutation.rs`).
+//!
+//! # Platform specific behavior
+//!
+//! Linux only: rtnetlink is Linux's, and `netlink-packet-route` needs `std::os::unix`. The
+//! [`Update`]s it produces are portable: a backend on another system makes them its own way.
 
 use std::net::IpAddr;
 

@@ -1,7 +1,13 @@
 //! Comparing two snapshots: the events that turn the one into the other.
 //!
 //! Used after a full re-dump (socket overflow, a route refresh) and to merge the pending changes
-//! of a subscriber that fell behind. Applying the result to `old` in order gives `new`.
+//! of a subscriber that fell behind. Applying the result to `old` in order gives `new`, and
+//! applying each event reports just that event.
+//!
+//! That holds because a snapshot never names a missing interface (see [`Snapshot`]): when an
+//! interface goes, [`Snapshot::apply`] takes its addresses and routes along, and `new`, which
+//! has lost the interface, has lost them too, so the diff removes them itself, before the
+//! interface, and the removal of the interface finds nothing left to take.
 
 use imbl::OrdMap;
 use imbl::ordmap::DiffItem;
@@ -9,9 +15,9 @@ use imbl::ordmap::DiffItem;
 use crate::event::{Event, InterfaceChanges};
 use crate::model::{Route, Snapshot};
 
-/// The events that turn `old` into `new`, in a safe order: routes, then addresses, then
-/// interfaces are removed; then interfaces are added or changed, then addresses, then routes
-/// added. Equal snapshots give no event.
+/// The events that turn `old` into `new`, in a safe order: rules, routes (those that change
+/// too), then addresses, then interfaces are removed; then interfaces are added or changed,
+/// then addresses, then routes added, then rules. Equal snapshots give no event.
 ///
 /// ```
 /// use netreach_core::{diff, Interface, LinkKind, Snapshot, Event};
@@ -32,12 +38,12 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Event> {
     for r in old.rules.iter().filter(|r| !new.rules.contains(*r)) {
         events.push(Event::RuleRemoved(r.clone()));
     }
-    events.extend(
-        routes
-            .removed
-            .iter()
-            .map(|r| Event::RouteRemoved((*r).clone())),
-    );
+    // A route whose key is equal but whose attributes differ is removed, then added: here,
+    // with the others, as its old next hops may go through an interface about to be removed.
+    let mut removed: Vec<&Route> = routes.removed.clone();
+    removed.extend(routes.updated.iter().map(|(o, _)| *o));
+    removed.sort_by_key(|r| r.key());
+    events.extend(removed.into_iter().map(|r| Event::RouteRemoved(r.clone())));
     events.extend(
         addresses
             .removed
@@ -87,10 +93,6 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Event> {
         .collect();
     addrs.sort_by_key(|(key, _)| *key);
     events.extend(addrs.into_iter().map(|(_, e)| e));
-    // A route whose key is equal but whose attributes differ is removed, then added.
-    for (o, _) in &routes.updated {
-        events.push(Event::RouteRemoved((*o).clone()));
-    }
     let mut added: Vec<&Route> = routes.added.clone();
     added.extend(routes.updated.iter().map(|(_, r)| *r));
     added.sort_by_key(|r| r.key());
@@ -130,7 +132,7 @@ impl<'a, V: Clone + PartialEq> Changes<'a, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Address, AddressFlags, Interface, LinkKind, Route, Scope};
+    use crate::{Address, AddressFlags, Interface, LinkKind, NextHop, Route, Scope, Update};
 
     fn sample(n: u32) -> Snapshot {
         let ifs = (1..=n).map(|i| Interface::new(i, format!("veth{i}"), LinkKind::Veth));
@@ -166,6 +168,70 @@ mod tests {
             }
             assert_eq!(s, new, "diff {a} -> {b}");
         }
+    }
+
+    /// Applies each event of `diff(old, new)` to `old`, checking that it reports just itself.
+    fn replay(old: &Snapshot, new: &Snapshot) -> Snapshot {
+        let mut s = old.clone();
+        for e in diff(old, new) {
+            assert_eq!(s.apply(e.to_update()), [e]);
+        }
+        s
+    }
+
+    fn eth(index: u32) -> Interface {
+        Interface::new(index, format!("eth{index}"), LinkKind::Ethernet)
+    }
+
+    /// The fuzzer's case: a dump that raced with the removal of `eth2` lists `eth2`'s address
+    /// and route but not `eth2`. A snapshot that kept them made the diff remove only the
+    /// interface, and applying that took the address and route along: the replay missed them.
+    #[test]
+    fn a_removed_interface_takes_its_address_and_routes_in_the_diff_too() {
+        let addr = Address {
+            interface: 2,
+            address: "198.18.0.2".parse().unwrap(),
+            prefix_len: 24,
+            scope: Scope::Global,
+            flags: AddressFlags::empty(),
+        };
+        let route = Route::unicast("198.18.0.0/24".parse().unwrap(), None, 2);
+        let old = Snapshot::from_parts([eth(2), eth(3)], [addr.clone()], [route.clone()]);
+        let mut new = Snapshot::new();
+        new.load(Update::NewLink(eth(3)));
+        new.load(Update::NewAddress(addr));
+        new.load(Update::NewRoute {
+            route,
+            replace: false,
+        });
+        assert_eq!(replay(&old, &new), new);
+        assert_eq!(new, Snapshot::from_parts([eth(3)], [], []));
+    }
+
+    /// A multipath route that loses its hop through a removed interface is removed before the
+    /// interface, not taken along by it.
+    #[test]
+    fn a_route_that_loses_a_hop_is_removed_before_the_hops_interface() {
+        let hop = |interface| NextHop {
+            gateway: None,
+            interface,
+            linkdown: false,
+        };
+        let mut both = Route::unicast("198.18.5.0/24".parse().unwrap(), None, 2);
+        both.nexthops = vec![hop(2), hop(3)];
+        let mut one = both.clone();
+        one.nexthops.truncate(1);
+        let old = Snapshot::from_parts([eth(2), eth(3)], [], [both.clone()]);
+        let new = Snapshot::from_parts([eth(2)], [], [one.clone()]);
+        assert_eq!(
+            diff(&old, &new),
+            [
+                Event::RouteRemoved(both),
+                Event::InterfaceRemoved(eth(3)),
+                Event::RouteAdded(one)
+            ]
+        );
+        assert_eq!(replay(&old, &new), new);
     }
 
     #[test]

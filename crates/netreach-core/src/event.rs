@@ -388,8 +388,20 @@ impl fmt::Display for Describe<'_> {
 impl Snapshot {
     /// Applies one kernel update and returns what changed, in order. Pure and idempotent.
     ///
-    /// Removing an interface also removes its addresses and the routes through it (each with
-    /// its own event, before the interface's): the kernel does not always say so itself.
+    /// The model follows the kernel's rule that addresses and routes live on interfaces (see
+    /// [`Snapshot`]):
+    ///
+    /// - removing an interface also removes its addresses and the routes through it, as their
+    ///   output interface or one of their next hops' (each with its own event, before the
+    ///   interface's): the kernel does not always say so itself (it flushes IPv4 routes
+    ///   silently);
+    /// - an address on an interface the snapshot does not hold, or a route through one, is
+    ///   refused: no change, no event. The kernel has no such thing; the model has not seen
+    ///   the link yet (a dump that raced with it), and the link's own message, with those of
+    ///   its addresses and routes, follows. A refused replace removes nothing either.
+    ///
+    /// So a snapshot never names a missing interface, and the events of [`crate::diff`]
+    /// replay exactly.
     pub fn apply(&mut self, update: Update) -> Vec<Event> {
         let mut events = Vec::new();
         self.apply_into(update, &mut events);
@@ -397,27 +409,34 @@ impl Snapshot {
     }
 
     /// Applies an update without computing events: the fast path for building a snapshot from
-    /// a dump. New-messages upsert, del-messages delete.
+    /// a dump. The state it leaves is the one [`Snapshot::apply`] leaves, refusals included:
+    /// load the links of a dump before its addresses and routes.
     pub fn load(&mut self, update: Update) {
         match update {
             Update::NewLink(i) => {
                 self.interfaces.insert(i.index, i);
             }
-            Update::NewAddress(a) => {
+            Update::NewAddress(a) if self.holds_interface_of(&a) => {
                 self.addresses.insert(a.key(), a);
             }
-            Update::NewRoute { route, .. } => {
+            Update::NewRoute {
+                route,
+                replace: false,
+            } if self.holds_interfaces_of(&route) => {
                 self.routes.insert(route.key(), route);
             }
             Update::NewRule(r) => {
                 self.rules.insert(r);
             }
+            // Deletes, replaces and refusals: as applying does.
             other => self.apply_into(other, &mut Vec::new()),
         }
     }
 
     /// Replaces the routes of `family` with a fresh dump of them and returns the differences
-    /// (removals first), without copying the rest of the snapshot.
+    /// (removals first), without copying the rest of the snapshot. Routes of the dump through
+    /// an interface the snapshot does not hold are left out, as [`Snapshot::apply`] refuses
+    /// them.
     pub fn sync_routes(&mut self, family: Family, routes: Vec<Route>) -> Vec<Event> {
         self.sync_routes_where(family, routes, |_| true)
     }
@@ -442,7 +461,7 @@ impl Snapshot {
         use std::collections::BTreeMap;
         let fresh: BTreeMap<_, _> = routes
             .into_iter()
-            .filter(|r| r.family == family && in_scope(r))
+            .filter(|r| r.family == family && in_scope(r) && self.holds_interfaces_of(r))
             .map(|r| (r.key(), r))
             .collect();
         let mut events = Vec::new();
@@ -492,6 +511,7 @@ impl Snapshot {
                 }
             },
             Update::DelLink(index) => {
+                // Nothing hangs on an interface the snapshot does not hold: nothing to do.
                 let Some(iface) = self.interfaces.remove(&index) else {
                     return;
                 };
@@ -514,6 +534,8 @@ impl Snapshot {
                 }
                 events.push(Event::InterfaceRemoved(iface));
             }
+            // Refused: the kernel removes an interface's addresses with it (see `apply`).
+            Update::NewAddress(new) if !self.holds_interface_of(&new) => {}
             Update::NewAddress(new) => match self.addresses.get_mut(&new.key()) {
                 Some(old) if *old == new => {}
                 Some(old) => {
@@ -530,6 +552,8 @@ impl Snapshot {
                     events.push(Event::AddressRemoved(old));
                 }
             }
+            // Refused, replace included: the kernel flushes an interface's routes with it.
+            Update::NewRoute { route, .. } if !self.holds_interfaces_of(&route) => {}
             Update::NewRoute { route, replace } => {
                 let key = route.key();
                 if self.routes.get(&key) == Some(&route) {
@@ -597,6 +621,12 @@ mod tests {
         }
     }
 
+    /// Down Ethernet interfaces with these indexes, for addresses and routes to live on.
+    fn links<const N: usize>(indexes: [u32; N]) -> Snapshot {
+        let eth = |i| Interface::new(i, format!("eth{i}"), LinkKind::Ethernet);
+        Snapshot::from_parts(indexes.map(eth), [], [])
+    }
+
     fn up(mut i: Interface) -> Interface {
         i.admin_up = true;
         i.carrier = true;
@@ -633,7 +663,7 @@ mod tests {
 
     #[test]
     fn address_refresh_is_silent_but_flag_change_is_not() {
-        let mut s = Snapshot::new();
+        let mut s = links([2]);
         let mut a = addr(2, "2001:db8::1", 64);
         a.flags = AddressFlags::TENTATIVE;
         assert_eq!(s.apply(Update::NewAddress(a.clone())).len(), 1);
@@ -677,9 +707,84 @@ mod tests {
         assert!(s.is_empty());
     }
 
+    /// The kernel has no address or route on a missing interface, so neither has the model:
+    /// `apply` and `load` refuse them alike, and accept them once the interface is known.
+    #[test]
+    fn addresses_and_routes_need_their_interfaces() {
+        let dst = "0.0.0.0/0".parse().unwrap();
+        let via2 = Route::unicast(dst, Some("198.18.0.1".parse().unwrap()), 2);
+        let mut via2_and_3 = Route::unicast("198.18.5.0/24".parse().unwrap(), None, 2);
+        via2_and_3.nexthops = [2, 3]
+            .map(|interface| crate::NextHop {
+                gateway: None,
+                interface,
+                linkdown: false,
+            })
+            .into();
+        let replace = Route::unicast(dst, Some("198.18.1.1".parse().unwrap()), 3);
+        let updates = || {
+            [
+                Update::NewAddress(addr(2, "198.18.0.2", 24)),
+                Update::NewRoute {
+                    route: via2.clone(),
+                    replace: false,
+                },
+                Update::NewRoute {
+                    route: via2_and_3.clone(),
+                    replace: false,
+                },
+                Update::NewRoute {
+                    route: replace.clone(),
+                    replace: true,
+                },
+            ]
+        };
+        let mut applied = Snapshot::new();
+        let mut loaded = Snapshot::new();
+        for u in updates() {
+            assert_eq!(applied.apply(u.clone()), [], "{u:?}");
+            loaded.load(u);
+        }
+        assert!(applied.is_empty() && loaded.is_empty());
+        // With eth0 (2) known: the address and the route through it, not those through 3.
+        let eth = Interface::new(2, "eth0", LinkKind::Ethernet);
+        for s in [&mut applied, &mut loaded] {
+            s.apply(Update::NewLink(eth.clone()));
+        }
+        for u in updates() {
+            applied.apply(u.clone());
+            loaded.load(u);
+        }
+        assert_eq!(applied, loaded);
+        assert_eq!(applied.addresses().count(), 1);
+        assert_eq!(applied.routes().collect::<Vec<_>>(), [&via2]);
+        // With eth1 (3) too, the replace replaces, when loaded as when applied.
+        for s in [&mut applied, &mut loaded] {
+            s.apply(Update::NewLink(Interface::new(
+                3,
+                "eth1",
+                LinkKind::Ethernet,
+            )));
+        }
+        for u in updates() {
+            applied.apply(u.clone());
+            loaded.load(u);
+        }
+        assert_eq!(applied, loaded);
+        assert_eq!(
+            applied.routes().collect::<Vec<_>>(),
+            [&replace, &via2_and_3]
+        );
+        // A dump that lists a route through a missing interface does not bring it in.
+        let mut gone = via2.clone();
+        gone.interface = Some(9);
+        assert_eq!(applied.sync_routes(Family::Ipv4, vec![gone]).len(), 2);
+        assert_eq!(applied.routes().count(), 0);
+    }
+
     #[test]
     fn replace_swaps_the_next_hop() {
-        let mut s = Snapshot::new();
+        let mut s = links([2, 3]);
         let dst = "0.0.0.0/0".parse().unwrap();
         let a = Route::unicast(dst, Some("198.18.0.1".parse().unwrap()), 2);
         let b = Route::unicast(dst, Some("198.18.1.1".parse().unwrap()), 3);
@@ -697,7 +802,7 @@ mod tests {
 
     #[test]
     fn linkdown_flag_is_a_change() {
-        let mut s = Snapshot::new();
+        let mut s = links([2]);
         let r = Route::unicast("198.18.0.0/24".parse().unwrap(), None, 2);
         s.apply(Update::NewRoute {
             route: r.clone(),
@@ -714,7 +819,7 @@ mod tests {
 
     #[test]
     fn sync_routes_reports_silent_flushes() {
-        let mut s = Snapshot::new();
+        let mut s = links([2, 3]);
         let a = Route::unicast("198.18.0.0/24".parse().unwrap(), None, 2);
         let b = Route::unicast("198.18.1.0/24".parse().unwrap(), None, 3);
         let v6 = Route::unicast("2001:db8::/64".parse().unwrap(), None, 2);

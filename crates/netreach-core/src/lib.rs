@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod connectivity;
+#[cfg(target_os = "linux")]
 pub mod decode;
 mod diff;
 mod event;
@@ -46,6 +47,7 @@ pub use connectivity::{
     PatternError, Primary, PrimaryChange, Reason, StatusTracker, UnknownLevel, evaluate,
     medium_hint_from_sysfs,
 };
+#[cfg(target_os = "linux")]
 pub use decode::{
     DecodeError, Message, Parsed, decode_message, decode_route_message, parse_datagram,
 };

@@ -652,6 +652,16 @@ impl Rule {
 ///
 /// Plain data: compare two with `==`, print one with `{}`, serialise it with serde, and compute
 /// what changed between two with [`crate::diff`].
+///
+/// A snapshot never holds an address on an interface it does not hold, nor a route through
+/// one (as its output interface or one of its next hops'). That is the kernel's rule: when a
+/// link goes, its addresses and routes go with it, whether it says so (`RTM_DELADDR`, IPv6's
+/// `RTM_DELROUTE`) or not (IPv4 routes are flushed silently). Every way of building or changing
+/// a snapshot keeps it: [`Snapshot::apply`] and [`Snapshot::load`] remove what hangs on an
+/// interface with the interface and refuse an address or route through an interface they do
+/// not know, [`Snapshot::from_parts`], [`Snapshot::replace_routes`] and
+/// [`Snapshot::sync_routes`] leave such ones out. So the events of [`crate::diff`] always
+/// replay: removing an interface in a diff never takes along something the diff keeps.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     // Persistent maps: cloning a snapshot is O(1) and shares structure, so the monitor can
@@ -741,18 +751,48 @@ impl Snapshot {
             && self.rules.is_empty()
     }
 
-    /// Builds a snapshot from the three collections (duplicates: the last wins).
+    /// Builds a snapshot from the three collections (duplicates: the last wins). Addresses on
+    /// interfaces not among `interfaces`, and routes through them, are left out: a snapshot
+    /// holds nothing that names a missing interface (see [`Snapshot`]).
     pub fn from_parts(
         interfaces: impl IntoIterator<Item = Interface>,
         addresses: impl IntoIterator<Item = Address>,
         routes: impl IntoIterator<Item = Route>,
     ) -> Snapshot {
-        Snapshot {
+        let mut snap = Snapshot {
             interfaces: interfaces.into_iter().map(|i| (i.index, i)).collect(),
-            addresses: addresses.into_iter().map(|a| (a.key(), a)).collect(),
-            routes: routes.into_iter().map(|r| (r.key(), r)).collect(),
-            rules: OrdSet::new(),
-        }
+            ..Snapshot::default()
+        };
+        snap.addresses = addresses
+            .into_iter()
+            .filter(|a| snap.holds_interface_of(a))
+            .map(|a| (a.key(), a))
+            .collect();
+        snap.routes = routes
+            .into_iter()
+            .filter(|r| snap.holds_interfaces_of(r))
+            .map(|r| (r.key(), r))
+            .collect();
+        snap
+    }
+
+    /// Whether the interface `address` is on is in the snapshot: if not, the address cannot
+    /// be (the kernel removes an interface's addresses with it).
+    pub(crate) fn holds_interface_of(&self, address: &Address) -> bool {
+        self.interfaces.contains_key(&address.interface)
+    }
+
+    /// Whether every interface `route` goes through, its own and its next hops', is in the
+    /// snapshot: if not, the route cannot be (the kernel flushes the routes of an interface
+    /// that goes, IPv4 ones without telling).
+    pub(crate) fn holds_interfaces_of(&self, route: &Route) -> bool {
+        route
+            .interface
+            .is_none_or(|i| self.interfaces.contains_key(&i))
+            && route
+                .nexthops
+                .iter()
+                .all(|h| self.interfaces.contains_key(&h.interface))
     }
 
     /// The same snapshot with these policy-routing rules.
@@ -773,6 +813,7 @@ impl Snapshot {
     }
 
     /// Replaces all routes of `family` (the answer to a route re-dump), keeping the rest.
+    /// Routes through an interface the snapshot does not hold are left out.
     pub fn replace_routes(&mut self, family: Family, routes: impl IntoIterator<Item = Route>) {
         let stale: Vec<RouteKey> = self
             .routes
@@ -784,7 +825,7 @@ impl Snapshot {
             self.routes.remove(&k);
         }
         for r in routes {
-            if r.family == family {
+            if r.family == family && self.holds_interfaces_of(&r) {
                 self.routes.insert(r.key(), r);
             }
         }

@@ -5,6 +5,8 @@
 //! namespace by `examples/capture-route-lookups.sh` (see the README there for the network).
 //! `-fib` files answer a lookup with `RTM_F_FIB_MATCH`, `-plain` files one without.
 
+#![cfg(target_os = "linux")]
+
 use std::net::IpAddr;
 
 use netreach_core::reach::{

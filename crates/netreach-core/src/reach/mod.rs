@@ -21,11 +21,13 @@
 //!   [`ReachabilityChange`]s. After a model change it looks only at the targets the change can
 //!   affect, found through indexes by interface, local address and remote prefix.
 //! - [`route_lookup_request`] and [`parse_route_lookup_answer`]: the `RTM_GETROUTE` wire
-//!   format, pure functions over bytes for the glue that owns the socket.
+//!   format, pure functions over bytes for the glue that owns the socket (Linux only).
 //!
 //! # Example: one lookup, by hand
 //!
 //! ```
+//! # #[cfg(target_os = "linux")]
+//! # fn main() -> Result<(), netreach_core::reach::TargetError> {
 //! use netreach_core::reach::{
 //!     evaluate, parse_route_lookup_answer, route_lookup_request, Reachability, Reason, Target,
 //! };
@@ -65,7 +67,10 @@
 //!     verdict.to_string(),
 //!     "unreachable: an unreachable route covers the remote address"
 //! );
-//! # Ok::<(), netreach_core::reach::TargetError>(())
+//! # Ok(())
+//! # }
+//! # #[cfg(not(target_os = "linux"))]
+//! # fn main() {}
 //! ```
 //!
 //! For many targets kept current, see [`ConnectionTracker`] and the order in which to call it.
@@ -84,13 +89,20 @@
 //!
 //! The rules read Linux's answers to `RTM_GETROUTE` (errno values per route type, the
 //! `linkdown` flag, `RTM_F_FIB_MATCH`), as observed on Linux 6.18 and kept as fixtures in
-//! `tests/fixtures/route-lookup/`. Errno values are the target architecture's (`libc`).
+//! `tests/fixtures/route-lookup/`. Errno values are the target's (`libc`): on Linux those of
+//! its architecture (`EHOSTUNREACH` is 113 on x86 and Arm, 148 on MIPS); elsewhere the
+//! platform's own (on Windows the C runtime's `errno.h`), for a backend there to map its
+//! failures to.
+//!
+//! The wire format ([`route_lookup_request`], [`parse_route_lookup_answer`]) exists on Linux
+//! only, as does [`crate::decode`]; the rules, the targets and the tracker build everywhere.
 
 mod evaluate;
 mod index;
 mod target;
 mod tracker;
 mod verdict;
+#[cfg(target_os = "linux")]
 mod wire;
 
 #[cfg(test)]
@@ -104,4 +116,5 @@ pub use evaluate::{Errno, LookupAnswer, evaluate, reason_for_errno};
 pub use target::{InterfaceRef, RouteQuery, Target, TargetError};
 pub use tracker::{Action, ConnectionTracker, LookupId, ReachabilityChange, TargetId};
 pub use verdict::{NamedInterface, Path, Reachability, Reason};
+#[cfg(target_os = "linux")]
 pub use wire::{parse_route_lookup_answer, route_lookup_request};

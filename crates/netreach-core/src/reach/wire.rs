@@ -10,6 +10,8 @@
 //! matched (its prefix, table, type, gateway, interface and `linkdown` flag) instead of a host
 //! route built for the lookup. netreach asks with `fib_match`: see `docs/reachability.md` for
 //! what the kernel answers in each case.
+//!
+//! Linux only, as [`crate::decode`] it builds on.
 
 use std::net::IpAddr;
 
