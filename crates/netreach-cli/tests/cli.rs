@@ -173,18 +173,6 @@ fn watch_json_starts_ready_then_streams_changes() {
     let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(first["type"], "ready");
     assert!(first["time"].as_str().unwrap().ends_with('Z'));
-    // Only now change the network: nothing may be missed.
-    ns.veth("w0", "w1");
-    ns.ip("addr add 198.18.7.1/24 dev w0");
-    ns.ip("link set w0 up");
-    ns.ip("link del w0");
-    let want = [
-        ("interface_added", "w0"),
-        ("address_added", "198.18.7.1"),
-        ("interface_changed", "w0"),
-        ("address_removed", "198.18.7.1"),
-        ("interface_removed", "w0"),
-    ];
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for l in lines {
@@ -194,28 +182,48 @@ fn watch_json_starts_ready_then_streams_changes() {
             }
         }
     });
+    // Only now change the network, one step at a time, each seen before the next (a polling
+    // backend sees states, not the steps between two polls): nothing may be missed.
+    let steps: [(&str, &str, &str); 5] = [
+        ("veth", "interface_added", "w0"),
+        (
+            "addr add 198.18.7.1/24 dev w0",
+            "address_added",
+            "198.18.7.1",
+        ),
+        ("link set w0 up", "interface_changed", "w0"),
+        ("link del w0", "address_removed", "198.18.7.1"),
+        ("", "interface_removed", "w0"),
+    ];
     let mut last_seq = 0;
-    let mut i = 0;
-    while i < want.len() {
-        let l = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("no {:?}", want[i]));
-        let v: Value = serde_json::from_str(&l).expect("each line is JSON");
-        let seq = v["seq"].as_u64().unwrap();
-        assert!(seq > last_seq, "seq increases");
-        last_seq = seq;
-        humantime::parse_rfc3339(v["time"].as_str().unwrap()).expect("RFC 3339 time");
-        let (ty, what) = want[i];
-        let about = v.get("name").or(v.get("address")).and_then(Value::as_str);
-        if v["type"] == ty && about == Some(what) {
-            if ty == "address_added" {
-                assert_eq!(v["interface"], "w0");
-                assert_eq!(v["prefix_len"], 24);
+    for (change, ty, what) in steps {
+        match change {
+            "" => {}
+            "veth" => ns.veth("w0", "w1"),
+            ip => {
+                ns.ip(ip);
             }
-            if ty == "interface_removed" {
-                assert_eq!(v["kind"], "veth");
+        }
+        loop {
+            let l = rx
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("no {ty} of {what}"));
+            let v: Value = serde_json::from_str(&l).expect("each line is JSON");
+            let seq = v["seq"].as_u64().unwrap();
+            assert!(seq > last_seq, "seq increases");
+            last_seq = seq;
+            humantime::parse_rfc3339(v["time"].as_str().unwrap()).expect("RFC 3339 time");
+            let about = v.get("name").or(v.get("address")).and_then(Value::as_str);
+            if v["type"] == ty && about == Some(what) {
+                if ty == "address_added" {
+                    assert_eq!(v["interface"], "w0");
+                    assert_eq!(v["prefix_len"], 24);
+                }
+                if ty == "interface_removed" {
+                    assert_eq!(v["kind"], "veth");
+                }
+                break;
             }
-            i += 1;
         }
     }
     child.kill().unwrap();

@@ -172,8 +172,13 @@ impl Hub {
         lock(&self.state).snapshot.clone()
     }
 
+    /// The model subscriptions ([`crate::Monitor::subscribe`] and [`crate::Monitor::stream`]).
     pub(crate) fn subscribers(&self) -> usize {
-        lock(&self.state).subscribers.len()
+        lock(&self.state)
+            .subscribers
+            .iter()
+            .filter(|(_, s)| s.interest.model)
+            .count()
     }
 
     /// Publishes a batch: the views and the state are updated, and every interested subscriber

@@ -40,6 +40,8 @@ pub struct Stats {
     pub changes: u64,
     /// Current size of the socket's receive buffer in bytes.
     pub rcvbuf: u64,
+    /// Polling dumps that failed and were tried again at the next poll (polling backend).
+    pub poll_failures: u64,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +52,7 @@ pub(crate) struct Counters {
     pub(crate) route_refreshes: AtomicU64,
     pub(crate) changes: AtomicU64,
     pub(crate) rcvbuf: AtomicU64,
+    pub(crate) poll_failures: AtomicU64,
     /// Ids of the status and connection monitors attached.
     pub(crate) owners: AtomicU64,
 }
@@ -270,6 +273,7 @@ impl Monitor {
             route_refreshes: c.route_refreshes.load(Ordering::Relaxed),
             changes: c.changes.load(Ordering::Relaxed),
             rcvbuf: c.rcvbuf.load(Ordering::Relaxed),
+            poll_failures: c.poll_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -286,7 +290,8 @@ impl Monitor {
         lock(&self.inner.hub.state)
     }
 
-    /// Number of live subscriptions.
+    /// Number of live subscriptions of the model ([`Monitor::subscribe`], [`Monitor::stream`];
+    /// the status and connection monitors' own are not counted).
     pub fn subscriber_count(&self) -> usize {
         self.inner.hub.subscribers()
     }

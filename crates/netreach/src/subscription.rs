@@ -457,3 +457,179 @@ pub(crate) const EVERYTHING: Interest = Interest {
     statuses: Owners::All,
     reaches: Owners::All,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{Batch, Tag};
+    use netreach_core::{Interface, LinkKind, Update};
+
+    /// The monitor's side: applies updates, numbers the changes, publishes one batch.
+    struct Feed {
+        hub: Arc<Hub>,
+        snap: Arc<Snapshot>,
+        seq: u64,
+    }
+
+    impl Feed {
+        fn new() -> Feed {
+            let snap = Arc::new(Snapshot::new());
+            Feed {
+                hub: Arc::new(Hub::new(snap.clone())),
+                snap,
+                seq: 0,
+            }
+        }
+
+        fn publish(&mut self, updates: Vec<Update>) {
+            let mut events = Vec::new();
+            for u in updates {
+                Arc::make_mut(&mut self.snap).apply_into(u, &mut events);
+            }
+            let time = SystemTime::now();
+            let items = events
+                .into_iter()
+                .map(|event| {
+                    self.seq += 1;
+                    let n = Notification::Change {
+                        seq: self.seq,
+                        time,
+                        event,
+                    };
+                    (Tag::Model, n)
+                })
+                .collect();
+            self.hub.publish(Batch {
+                snapshot: self.snap.clone(),
+                seq: self.seq,
+                items,
+            });
+        }
+
+        fn subscribe(&self, capacity: usize) -> Subscription {
+            Subscription::new(&self.hub, Interest::MODEL, capacity)
+        }
+    }
+
+    fn link(i: u32, mtu: u32) -> Update {
+        let mut l = Interface::new(i, format!("veth{i}"), LinkKind::Veth);
+        l.mtu = mtu;
+        Update::NewLink(l)
+    }
+
+    /// Reads everything pending, replaying the changes onto the first snapshot as a subscriber
+    /// that keeps its own copy would; returns the replayed state and whether it lagged.
+    fn drain(sub: &mut Subscription, replay: &mut Option<Snapshot>) -> bool {
+        let mut lagged = false;
+        while let Ok(Some(n)) = sub.try_recv() {
+            match n {
+                Notification::Ready { snapshot, .. } => *replay = Some((*snapshot).clone()),
+                Notification::Change { event, .. } => {
+                    replay
+                        .as_mut()
+                        .expect("ready first")
+                        .apply(event.to_update());
+                }
+                Notification::Lagged { .. } => lagged = true,
+                _ => {}
+            }
+        }
+        lagged
+    }
+
+    #[test]
+    fn in_step_subscriber_gets_every_change_in_order() {
+        let mut feed = Feed::new();
+        let mut sub = feed.subscribe(16);
+        feed.publish(vec![link(1, 1500), link(2, 1500)]);
+        feed.publish(vec![link(1, 9000)]);
+        assert!(matches!(
+            sub.recv(),
+            Some(Notification::Ready { seq: 0, .. })
+        ));
+        let seqs: Vec<_> = (0..3).filter_map(|_| sub.recv()?.seq()).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert_eq!(sub.view(), &*feed.snap);
+        assert_eq!(sub.try_recv().unwrap(), None);
+    }
+
+    #[test]
+    fn slow_subscriber_is_merged_not_grown() {
+        let mut feed = Feed::new();
+        let mut sub = feed.subscribe(4);
+        for i in 1..=100 {
+            feed.publish(vec![link(i % 10 + 1, 1000 + i)]);
+            assert!(lock(&sub.reader.slot.queue).items.len() <= 4);
+        }
+        let mut replay = None;
+        assert!(drain(&mut sub, &mut replay), "it lagged");
+        assert_eq!(sub.view(), &*feed.snap, "merged view equals the state");
+        assert_eq!(replay.as_ref(), Some(&*feed.snap), "so does the replay");
+    }
+
+    #[test]
+    fn a_batch_being_read_is_kept_whole_when_later_ones_are_dropped() {
+        let mut feed = Feed::new();
+        // Room for the first item and one batch of three, not more.
+        let mut sub = feed.subscribe(5);
+        let mut replay = None;
+        feed.publish(vec![link(1, 1500), link(2, 1500), link(3, 1500)]);
+        // Ready, then the first change of the batch.
+        for _ in 0..2 {
+            match sub.try_recv().unwrap().unwrap() {
+                Notification::Ready { snapshot, .. } => replay = Some((*snapshot).clone()),
+                Notification::Change { event, .. } => {
+                    replay.as_mut().unwrap().apply(event.to_update());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        for i in 0..10 {
+            feed.publish(vec![link(4 + i, 1500)]);
+        }
+        // The rest of the batch comes first, then the merge.
+        let next: Vec<_> = (0..2).map(|_| sub.try_recv().unwrap().unwrap()).collect();
+        assert!(
+            next.iter()
+                .all(|n| matches!(n, Notification::Change { .. }))
+        );
+        for n in next {
+            if let Notification::Change { event, .. } = n {
+                replay.as_mut().unwrap().apply(event.to_update());
+            }
+        }
+        assert!(drain(&mut sub, &mut replay));
+        assert_eq!(replay.as_ref(), Some(&*feed.snap));
+        assert_eq!(sub.view(), &*feed.snap);
+    }
+
+    #[test]
+    fn merged_sequence_numbers_increase_and_were_never_handed_out() {
+        let mut feed = Feed::new();
+        let mut sub = feed.subscribe(2);
+        let mut seen = Vec::new();
+        for round in 0..5 {
+            for i in 0..20 {
+                feed.publish(vec![link(i % 7 + 1, 1000 + round * 20 + i)]);
+            }
+            while let Ok(Some(n)) = sub.try_recv() {
+                seen.extend(n.seq());
+            }
+        }
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    }
+
+    #[test]
+    fn drop_unsubscribes_and_close_ends_the_stream() {
+        let feed = Feed::new();
+        let sub = feed.subscribe(4);
+        let mut sub2 = feed.subscribe(4);
+        assert_eq!(feed.hub.subscribers(), 2);
+        drop(sub);
+        assert_eq!(feed.hub.subscribers(), 1);
+        feed.hub.close();
+        assert!(matches!(sub2.recv(), Some(Notification::Ready { .. })));
+        assert_eq!(sub2.recv(), None);
+        assert!(matches!(sub2.try_recv(), Err(crate::Error::Stopped)));
+    }
+}

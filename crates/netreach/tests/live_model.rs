@@ -340,6 +340,9 @@ fn start_during_a_burst_misses_nothing() {
 /// the kernel's state, and says so with a `Resynced` marker.
 #[test]
 fn socket_overflow_resyncs() {
+    if common::netlink_only("a socket overflow") {
+        return;
+    }
     let ns = Ns::new("enobufs");
     ns.veth("oa", "ob");
     ns.ip("link set oa up");

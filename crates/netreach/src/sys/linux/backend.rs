@@ -326,7 +326,16 @@ impl Backend for Polling {
         // The next poll is an interval after this one ends, so a slow dump never piles up.
         let state = self.requests.sock.dump_all();
         self.next = Instant::now() + self.interval;
-        let state = state?;
+        let state = match state {
+            Ok(state) => state,
+            // A dump that failed (interrupted by changes again and again, say) is tried again
+            // at the next poll: the model stays as it was, nothing is lost.
+            Err(e) => {
+                counters.poll_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "polling dump failed; trying again at the next poll");
+                return Ok(Read::Drained);
+            }
+        };
         counters.messages.fetch_add(
             (state.interfaces().len() + state.addresses().len() + state.routes().len()) as u64,
             Ordering::Relaxed,
