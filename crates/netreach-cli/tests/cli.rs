@@ -20,6 +20,16 @@ fn netreach() -> Command {
 
 #[test]
 fn status_json_matches_ip_j() {
+    status_json_matches_ip_j_with(&[]);
+}
+
+/// The polling backend reads the same dump: its status is the kernel's too.
+#[test]
+fn polling_status_json_matches_ip_j() {
+    status_json_matches_ip_j_with(&["--backend", "polling", "--poll-interval", "0.1"]);
+}
+
+fn status_json_matches_ip_j_with(backend: &[&str]) {
     let ns = Ns::new("clistat");
     let peer = Ns::new("clipeer");
     ns.veth_to("c0", &peer, "p0");
@@ -35,6 +45,7 @@ fn status_json_matches_ip_j() {
         .find_map(|_| {
             let before = ns.ip_json("addr show");
             let out = netreach()
+                .args(backend)
                 .args(["--netns", &ns.name, "status", "--json"])
                 .output()
                 .unwrap();
