@@ -8,7 +8,9 @@
 //! removes targets, reads the published states, and turns the monitor's one stream into
 //! reachability notifications.
 
-use std::net::{IpAddr, TcpStream, UdpSocket};
+use std::net::IpAddr;
+#[cfg(not(unix))]
+use std::net::{TcpStream, UdpSocket};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -238,13 +240,61 @@ impl ConnectionMonitor {
         Ok(self.watch(self.target(local, remote, interface)?))
     }
 
+    /// Watches the path of a connected TCP stream (its local and peer addresses): any
+    /// connected socket, from std, tokio, async-std, smol or a raw descriptor you own, since
+    /// it only needs the descriptor to ask the kernel for both addresses.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let monitor = netreach::Monitor::new()?;
+    /// let connections = netreach::ConnectionMonitor::new(&monitor);
+    /// let stream = std::net::TcpStream::connect("198.18.0.1:443")?;
+    /// let watch = connections.watch_tcp(&stream)?;
+    /// # let _ = watch; Ok(()) }
+    /// ```
+    #[cfg(unix)]
+    pub fn watch_tcp<S: std::os::fd::AsFd>(&self, socket: &S) -> Result<Watch, Error> {
+        self.watch_fd(socket.as_fd())
+    }
+
+    /// Watches the path of a connected UDP socket (any connected socket; see
+    /// [`ConnectionMonitor::watch_tcp`]).
+    #[cfg(unix)]
+    pub fn watch_udp<S: std::os::fd::AsFd>(&self, socket: &S) -> Result<Watch, Error> {
+        self.watch_fd(socket.as_fd())
+    }
+
+    /// Watches the path of a connected socket given by its descriptor.
+    #[cfg(unix)]
+    pub fn watch_socket<S: std::os::fd::AsFd>(&self, socket: &S) -> Result<Watch, Error> {
+        self.watch_fd(socket.as_fd())
+    }
+
+    #[cfg(unix)]
+    fn watch_fd(&self, fd: std::os::fd::BorrowedFd<'_>) -> Result<Watch, Error> {
+        let sock = socket2::SockRef::from(&fd);
+        let addr = |a: std::io::Result<socket2::SockAddr>| {
+            a.and_then(|a| {
+                a.as_socket().ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "not an IPv4 or IPv6 socket",
+                    )
+                })
+            })
+        };
+        self.watch_socket_addrs(addr(sock.local_addr()), addr(sock.peer_addr()))
+    }
+
     /// Watches the path of a connected TCP stream (its local and peer addresses).
+    #[cfg(not(unix))]
     pub fn watch_tcp(&self, stream: &TcpStream) -> Result<Watch, Error> {
         let (local, peer) = (stream.local_addr(), stream.peer_addr());
         self.watch_socket_addrs(local, peer)
     }
 
     /// Watches the path of a connected UDP socket.
+    #[cfg(not(unix))]
     pub fn watch_udp(&self, socket: &UdpSocket) -> Result<Watch, Error> {
         let (local, peer) = (socket.local_addr(), socket.peer_addr());
         self.watch_socket_addrs(local, peer)
@@ -301,7 +351,8 @@ impl ConnectionMonitor {
         // Under the hub's lock, which the thread holds while it publishes: each change is
         // either in the states below or in this subscription's queue, never both or neither.
         let (reader, targets) = Reader::new(self.monitor.hub(), interest, QUEUE, |st| {
-            st.reaches
+            let mut targets: Vec<_> = st
+                .reaches
                 .get(&owner)
                 .map(|v| {
                     v.targets
@@ -309,7 +360,9 @@ impl ConnectionMonitor {
                         .map(|(id, (t, r))| (*id, t.clone(), r.clone()))
                         .collect()
                 })
-                .unwrap_or_default()
+                .unwrap_or_default();
+            targets.sort_unstable_by_key(|(id, _, _)| *id);
+            targets
         });
         ReachSubscription {
             reader,

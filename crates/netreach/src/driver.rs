@@ -29,6 +29,10 @@ use crate::{Error, Netns, Notification};
 
 /// Most updates applied before publishing, so a long burst is handed out in slices.
 const MAX_BATCH: usize = 4096;
+/// Most items handed to the hub at once.
+const PUBLISH_SLICE: usize = 1024;
+/// Route lookups sent before their answers are handled and published.
+const LOOKUP_SLICE: usize = 256;
 
 /// What a handle asks of the monitor's thread. Transient (queued, then consumed), so the size
 /// of the large variants does not matter.
@@ -183,6 +187,9 @@ impl Driver {
                         }
                     }
                 }
+                // The model changes go out at once, before any IO they ask for (a route
+                // refresh, lookups); their derived changes follow.
+                self.publish();
                 self.act();
                 self.publish();
                 if self.shared.stop.load(Ordering::Acquire) {
@@ -259,8 +266,10 @@ impl Driver {
         }
     }
 
-    /// Does what the machine asks, until it asks nothing more. Route lookups are gathered and
-    /// sent as one pipelined batch; the outputs of each batch are published before the next.
+    /// Does what the machine asks, until it asks nothing more. Dumps are done at once; route
+    /// lookups are gathered and sent in pipelined slices. What is known before the lookups
+    /// (the model changes, and the bad news the model alone decides) is published first, and
+    /// the outputs of each slice before the next: bad news is fast.
     fn act(&mut self) {
         loop {
             while let Some(action) = self.machine.poll_action() {
@@ -269,30 +278,33 @@ impl Driver {
             if self.lookups.is_empty() {
                 return;
             }
-            let batch = std::mem::take(&mut self.lookups);
-            let queries: Vec<RouteQuery> = batch.iter().map(|(_, _, q)| *q).collect();
-            let mut answers = Vec::with_capacity(queries.len());
-            self.backend.lookup_routes(&queries, &mut answers);
-            let now = Instant::now();
-            let mut owners = Vec::new();
-            for ((owner, id, _), answer) in batch.into_iter().zip(answers) {
-                if owners.last() != Some(&owner) && !owners.contains(&owner) {
-                    owners.push(owner);
-                }
-                self.machine.handle_lookup(owner, id, answer, now);
-            }
-            let counts: Vec<_> = owners
-                .into_iter()
-                .map(|id| (id, self.machine.lookups(id)))
-                .collect();
-            self.hub.with_state(|st| {
-                for (id, n) in counts {
-                    if let Some(v) = st.reaches.get_mut(&id) {
-                        v.lookups = n;
-                    }
-                }
-            });
             self.publish();
+            let batch = std::mem::take(&mut self.lookups);
+            for slice in batch.chunks(LOOKUP_SLICE) {
+                let queries: Vec<RouteQuery> = slice.iter().map(|(_, _, q)| *q).collect();
+                let mut answers = Vec::with_capacity(queries.len());
+                self.backend.lookup_routes(&queries, &mut answers);
+                let now = Instant::now();
+                let mut owners: Vec<ReachId> = Vec::new();
+                for ((owner, id, _), answer) in slice.iter().zip(answers) {
+                    if !owners.contains(owner) {
+                        owners.push(*owner);
+                    }
+                    self.machine.handle_lookup(*owner, *id, answer, now);
+                }
+                let counts: Vec<_> = owners
+                    .into_iter()
+                    .map(|id| (id, self.machine.lookups(id)))
+                    .collect();
+                self.hub.with_state(|st| {
+                    for (id, n) in counts {
+                        if let Some(v) = st.reaches.get_mut(&id) {
+                            v.lookups = n;
+                        }
+                    }
+                });
+                self.publish();
+            }
         }
     }
 
@@ -388,25 +400,33 @@ impl Driver {
 
     /// Hands the machine's outputs to the hub, as one batch with the state after it.
     fn publish(&mut self) {
-        let time = SystemTime::now();
-        let mut items = Vec::new();
-        let mut changes = 0u64;
-        while let Some(o) = self.machine.poll_output() {
-            changes += u64::from(matches!(o, Output::Model { .. }));
-            items.push(to_notification(o, time));
+        // In slices, so that readers start on the first while the rest is handed over.
+        loop {
+            let time = SystemTime::now();
+            let mut items = Vec::new();
+            let mut changes = 0u64;
+            let mut seq = 0;
+            while let Some(o) = self.machine.poll_output() {
+                changes += u64::from(matches!(o, Output::Model { .. }));
+                seq = o.seq();
+                items.push(to_notification(o, time));
+                if items.len() >= PUBLISH_SLICE {
+                    break;
+                }
+            }
+            if items.is_empty() {
+                return;
+            }
+            self.shared
+                .counters
+                .changes
+                .fetch_add(changes, Ordering::Relaxed);
+            self.hub.publish(Batch {
+                snapshot: self.machine.snapshot().clone(),
+                seq,
+                items,
+            });
         }
-        if items.is_empty() {
-            return;
-        }
-        self.shared
-            .counters
-            .changes
-            .fetch_add(changes, Ordering::Relaxed);
-        self.hub.publish(Batch {
-            snapshot: self.machine.snapshot().clone(),
-            seq: self.machine.seq(),
-            items,
-        });
     }
 }
 

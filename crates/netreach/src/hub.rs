@@ -13,7 +13,7 @@
 //! saw and the current one, derived changes into the current values (see the subscription
 //! types).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::{Instant, SystemTime};
@@ -93,7 +93,7 @@ pub(crate) struct StatusView {
 pub(crate) struct ReachView {
     /// Every watched target and its last reported state. Targets are added and removed by the
     /// handles (so a new subscription sees a target at once), states by the monitor's thread.
-    pub(crate) targets: BTreeMap<TargetId, (Target, Option<Reachability>)>,
+    pub(crate) targets: HashMap<TargetId, (Target, Option<Reachability>)>,
     pub(crate) lookups: u64,
 }
 

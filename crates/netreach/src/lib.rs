@@ -57,7 +57,17 @@ pub use subscription::{Next, Notification, Subscription};
 pub use sys::BackendKind;
 pub use verify::{ProbeConfig, Verification, VerificationChange, Verified};
 
+/// The README's examples, compiled as doctests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
 pub use netreach_core as core;
+pub use netreach_core::connectivity::{
+    Connectivity, ConnectivityChange, ConnectivityConfig, Level, Medium, Pattern,
+};
+pub use netreach_core::probe::{ProbeEndpoint, ProbeResult, ProbeSchedule, ProbeVerdict};
+pub use netreach_core::reach::{InterfaceRef, Reachability, Target, TargetError, TargetId};
 pub use netreach_core::{
     Address, AddressFlags, Event, Family, Interface, InterfaceChanges, LinkKind, OperState, Route,
     RouteType, Rule, Scope, Snapshot,

@@ -258,6 +258,36 @@ impl StatusMonitor {
     }
 }
 
+impl StatusMonitor {
+    /// Waits, in any async runtime, until `condition` holds (at once if it already does);
+    /// `None` when the monitor stopped first. Time it out with your runtime's timer.
+    ///
+    /// ```no_run
+    /// # async fn f(status: netreach::StatusMonitor) {
+    /// let online = status.wait_until_async(|c| c.is_online()).await;
+    /// # let _ = online; }
+    /// ```
+    pub async fn wait_until_async(
+        &self,
+        mut condition: impl FnMut(&Connectivity) -> bool,
+    ) -> Option<Connectivity> {
+        let mut sub = self.subscribe();
+        let mut last = self.connectivity();
+        loop {
+            if condition(&last) {
+                return Some(last);
+            }
+            last = sub.recv_async().await?.connectivity().clone();
+        }
+    }
+
+    /// Waits, in any async runtime, until the overall level is `internet`; `None` when the
+    /// monitor stopped first.
+    pub async fn wait_online(&self) -> Option<Connectivity> {
+        self.wait_until_async(Connectivity::is_online).await
+    }
+}
+
 impl Clone for StatusMonitor {
     fn clone(&self) -> StatusMonitor {
         self.handles.fetch_add(1, Ordering::Relaxed);

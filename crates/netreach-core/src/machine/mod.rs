@@ -638,12 +638,20 @@ impl Machine {
 
     /// The next action for the glue.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let a = self.actions.pop_front();
+        if a.is_none() {
+            shrink(&mut self.actions);
+        }
+        a
     }
 
     /// The next item of the stream.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        let o = self.outputs.pop_front();
+        if o.is_none() {
+            shrink(&mut self.outputs);
+        }
+        o
     }
 
     /// When [`Machine::handle_timeout`] is next wanted; `None`: no timer at all.
@@ -809,5 +817,14 @@ impl Machine {
                 });
             }
         }
+    }
+}
+
+/// A queue that held a burst (10,000 targets' first reports) keeps its capacity; give it back
+/// once drained, so that the burst's memory is not held for ever.
+pub(crate) fn shrink<T>(queue: &mut VecDeque<T>) {
+    const KEEP: usize = 64;
+    if queue.capacity() > 4 * KEEP {
+        queue.shrink_to(KEEP);
     }
 }

@@ -423,12 +423,17 @@ impl ConnectionTracker {
                 query: *entry.target.query(),
             });
         }
+        crate::machine::shrink(&mut self.queued);
         None
     }
 
     /// The next change to report, oldest first.
     pub fn poll_change(&mut self) -> Option<ReachabilityChange> {
-        self.changes.pop_front()
+        let c = self.changes.pop_front();
+        if c.is_none() {
+            crate::machine::shrink(&mut self.changes);
+        }
+        c
     }
 
     /// Looks a target up again (a lookup already in flight is followed by another). Returns
