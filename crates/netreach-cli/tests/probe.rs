@@ -21,7 +21,8 @@ fn netreach(lab: &Lab, args: &[&str]) -> std::process::Output {
     let mut v = vec!["--netns", lab.client.name()];
     v.extend(args);
     v.extend(["--url", &url, "--probe-timeout", "3"]);
-    Command::new(env!("CARGO_BIN_EXE_netreach")).args(common::backend_args())
+    Command::new(env!("CARGO_BIN_EXE_netreach"))
+        .args(common::backend_args())
         .args(&v)
         .output()
         .unwrap()
@@ -77,7 +78,8 @@ fn probe_bad_input_exits_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert_eq!(String::from_utf8(out.stderr).unwrap().lines().count(), 1);
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_netreach")).args(common::backend_args())
+    let out = Command::new(env!("CARGO_BIN_EXE_netreach"))
+        .args(common::backend_args())
         .args(["probe", "--url", "ftp://198.18.0.1/"])
         .output()
         .unwrap();
@@ -139,7 +141,8 @@ fn watch_probe_reports_verdict_changes() {
     let _a = serve(&lab, 0, NO_CONTENT);
     let _b = serve(&lab, 1, PORTAL);
     let url = format!("http://{ENDPOINT_V4}/generate_204");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netreach")).args(common::backend_args())
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netreach"))
+        .args(common::backend_args())
         .args([
             "--netns",
             lab.client.name(),

@@ -35,8 +35,8 @@ use netreach::core::probe::ProbeSchedule;
 use netreach::core::reach::Reachability;
 use netreach::probe::ProbeEndpoint;
 use netreach::{
-    ConnectionMonitor, Event, Notification, ProbeConfig, ReachNotification,
-    ReachSubscription, StatusMonitor, StatusNotification, StatusSubscription, Subscription,
+    ConnectionMonitor, Event, Notification, ProbeConfig, ReachNotification, ReachSubscription,
+    StatusMonitor, StatusNotification, StatusSubscription, Subscription,
 };
 
 /// How long any one wait may take before the test fails.
