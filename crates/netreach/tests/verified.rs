@@ -1,7 +1,6 @@
 //! Verified internet in the status monitor: probes per interface, re-probing after a change,
 //! and the backoff, against test servers in namespaces made here.
 
-#[allow(dead_code)]
 mod common;
 #[path = "probe/lab.rs"]
 #[allow(dead_code)] // The lab serves several test files; this one uses part of it.
