@@ -40,10 +40,10 @@
 //! # Platform specific behavior
 //!
 //! Binding to an interface uses `SO_BINDTODEVICE`, which is Linux-only and needs `CAP_NET_RAW`
-//! on kernels before 5.7; elsewhere [`probe`] fails with [`ProbeError::BindDeviceUnsupported`]. Name
-//! resolution uses `getaddrinfo` and so `/etc/resolv.conf`, `/etc/hosts` and
-//! `/etc/nsswitch.conf` of the caller's mount namespace; its queries follow the routing table,
-//! not the probed interface.
+//! on kernels before 5.7; elsewhere [`probe`] fails with
+//! [`ProbeError::BindDeviceUnsupported`]. Name resolution uses `getaddrinfo` and so
+//! `/etc/resolv.conf`, `/etc/hosts` and `/etc/nsswitch.conf` of the caller's mount namespace;
+//! its queries follow the routing table, not the probed interface.
 
 mod connect;
 mod exchange;
