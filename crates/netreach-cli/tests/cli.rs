@@ -1,5 +1,8 @@
 //! The `netreach` binary against the real kernel, in throwaway namespaces.
 
+// Every test here builds network namespaces, which only Linux has.
+#![cfg(target_os = "linux")]
+
 #[path = "../../netreach/tests/common/mod.rs"]
 mod common;
 

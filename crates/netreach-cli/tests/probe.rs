@@ -2,6 +2,9 @@
 //! namespaces made here. The default (public) endpoints are never used: every run names a URL
 //! of a test server.
 
+// Every test here builds network namespaces, which only Linux has.
+#![cfg(target_os = "linux")]
+
 #[path = "../../netreach/tests/common/mod.rs"]
 mod common;
 #[path = "../../netreach/tests/probe/lab.rs"]

@@ -2,6 +2,9 @@
 //! router and a far server in namespaces of their own): one-shot answers and exit codes, the
 //! JSON shapes, bad input, and `--watch` lines as the network changes.
 
+// Every test here builds network namespaces, which only Linux has.
+#![cfg(target_os = "linux")]
+
 #[path = "../../netreach/tests/common/mod.rs"]
 mod common;
 

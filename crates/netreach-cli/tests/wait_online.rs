@@ -1,5 +1,8 @@
 //! `netreach wait-online` and the connectivity parts of `status` and `watch`.
 
+// Every test here builds network namespaces, which only Linux has.
+#![cfg(target_os = "linux")]
+
 #[path = "../../netreach/tests/common/mod.rs"]
 mod common;
 

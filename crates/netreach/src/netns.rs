@@ -112,7 +112,8 @@ impl fmt::Display for Netns {
     }
 }
 
-#[cfg(test)]
+// Namespace files, FIFOs and sockets: these tests are Linux's.
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::mpsc;

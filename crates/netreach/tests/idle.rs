@@ -3,6 +3,9 @@
 //!
 //! One test in its own binary: it reads its own process's threads.
 
+// Every test here builds network namespaces, which only Linux has.
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::time::Duration;

@@ -17,6 +17,9 @@
 //!         default via 198.18.50.2
 //! ```
 
+// Every test here builds network namespaces, which only Linux has.
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -1,6 +1,9 @@
 //! The live model against the real kernel: snapshots equal `ip -j`, every kind of change arrives
 //! as the right typed event in order, and a burst no subscriber reads ends in the kernel's state.
 
+// Every test here builds network namespaces, which only Linux has.
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::time::Duration;

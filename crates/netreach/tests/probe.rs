@@ -10,6 +10,9 @@
 //!
 //! Needs root (namespaces, `SO_BINDTODEVICE`) and iproute2.
 
+// Every test here builds network namespaces, which only Linux has.
+#![cfg(target_os = "linux")]
+
 #[path = "probe/dns.rs"]
 mod dns;
 #[path = "probe/lab.rs"]

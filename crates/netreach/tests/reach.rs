@@ -4,6 +4,9 @@
 //! IPv6; targets bound to an interface; and many targets at once (validation and one-shot
 //! lookups: `reach_targets.rs`).
 
+// Every test here builds network namespaces, which only Linux has.
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::io::{Read, Write};

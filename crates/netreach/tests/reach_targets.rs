@@ -2,6 +2,9 @@
 //! and own-address remotes, targets from connected UDP sockets, and the one-shot lookups with
 //! the source the kernel chooses.
 
+// Every test here builds network namespaces, which only Linux has.
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};

@@ -1,6 +1,9 @@
 //! The status monitor against the real kernel: every level and transition per family, each
 //! change reported exactly once.
 
+// Every test here builds network namespaces, which only Linux has.
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::collections::BTreeMap;

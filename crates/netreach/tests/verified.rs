@@ -1,6 +1,9 @@
 //! Verified internet in the status monitor: probes per interface, re-probing after a change,
 //! and the backoff, against test servers in namespaces made here.
 
+// Every test here builds network namespaces, which only Linux has.
+#![cfg(target_os = "linux")]
+
 mod common;
 #[path = "probe/lab.rs"]
 #[allow(dead_code)] // The lab serves several test files; this one uses part of it.

@@ -18,7 +18,6 @@ use std::time::Instant;
 
 use netreach_core::Family;
 use netreach_core::probe::{Host, ProbePhase, ProbeReason, ProbeVerdict};
-use rustix::io::Errno;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::ProbeError;
@@ -97,16 +96,19 @@ pub(super) fn connect(
     deadline: Instant,
 ) -> Result<TcpStream, Failure> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
-        .map_err(|err| match Errno::from_io_error(&err) {
-            Some(Errno::AFNOSUPPORT) => none(ProbeReason::NoSourceAddress),
-            _ => Failure::Error(ProbeError::Socket { source: err }),
+        .map_err(|err| {
+            if family_unsupported(&err) {
+                none(ProbeReason::NoSourceAddress)
+            } else {
+                Failure::Error(ProbeError::Socket { source: err })
+            }
         })?;
     bind_device(&socket, interface)?;
     if let Some(source) = source {
         socket
             .bind(&SockAddr::from(SocketAddr::new(source, 0)))
-            .map_err(|err| match Errno::from_io_error(&err) {
-                Some(Errno::ADDRNOTAVAIL) => none(ProbeReason::NoSourceAddress),
+            .map_err(|err| match err.kind() {
+                io::ErrorKind::AddrNotAvailable => none(ProbeReason::NoSourceAddress),
                 _ => Failure::Error(ProbeError::Socket { source: err }),
             })?;
     }
@@ -125,8 +127,10 @@ pub(super) fn connect(
 }
 
 /// Binds the socket to the interface (`SO_BINDTODEVICE`).
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(target_os = "linux")]
 fn bind_device(socket: &Socket, interface: &str) -> Result<(), Failure> {
+    use rustix::io::Errno;
+
     socket
         .bind_device(Some(interface.as_bytes()))
         .map_err(|err| match Errno::from_io_error(&err) {
@@ -139,12 +143,24 @@ fn bind_device(socket: &Socket, interface: &str) -> Result<(), Failure> {
 }
 
 /// Binding to an interface is Linux-only here.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(not(target_os = "linux"))]
 fn bind_device(_socket: &Socket, interface: &str) -> Result<(), Failure> {
-    Err(Failure::Error(ProbeError::BindDevice {
+    Err(Failure::Error(ProbeError::BindDeviceUnsupported {
         interface: interface.to_owned(),
-        source: io::Error::from(io::ErrorKind::Unsupported),
     }))
+}
+
+/// Whether the system has no sockets of this family (`EAFNOSUPPORT`: IPv6 disabled, say),
+/// which `std` gives no kind of its own.
+#[cfg(target_os = "linux")]
+fn family_unsupported(err: &io::Error) -> bool {
+    rustix::io::Errno::from_io_error(err) == Some(rustix::io::Errno::AFNOSUPPORT)
+}
+
+/// Not told apart here: such a socket error is a [`ProbeError::Socket`].
+#[cfg(not(target_os = "linux"))]
+fn family_unsupported(_err: &io::Error) -> bool {
+    false
 }
 
 /// `None` with a reason.
@@ -153,25 +169,25 @@ fn none(reason: ProbeReason) -> Failure {
 }
 
 /// What a failed `connect` says about the network.
+///
+/// Told by [`io::ErrorKind`], which `std` derives from the errno (`ECONNREFUSED`,
+/// `ENETUNREACH`, `EPERM`/`EACCES`, ...) or, on Windows, from the `WSAE*` code.
 fn connect_failure(err: &io::Error) -> Failure {
-    let reason = match Errno::from_io_error(err) {
-        Some(Errno::CONNREFUSED) => ProbeReason::ConnectionRefused,
-        Some(Errno::CONNRESET) => ProbeReason::ConnectionReset,
-        Some(Errno::HOSTUNREACH) => ProbeReason::HostUnreachable,
-        Some(Errno::TIMEDOUT) => ProbeReason::Timeout {
+    let reason = match err.kind() {
+        io::ErrorKind::ConnectionRefused => ProbeReason::ConnectionRefused,
+        io::ErrorKind::ConnectionReset => ProbeReason::ConnectionReset,
+        io::ErrorKind::HostUnreachable => ProbeReason::HostUnreachable,
+        io::ErrorKind::TimedOut => ProbeReason::Timeout {
             phase: ProbePhase::Connect,
         },
-        Some(Errno::NETUNREACH) => return none(ProbeReason::NoRoute),
-        Some(Errno::NETDOWN) => return none(ProbeReason::InterfaceDown),
-        Some(Errno::ADDRNOTAVAIL) => return none(ProbeReason::NoSourceAddress),
-        Some(Errno::PERM | Errno::ACCESS) => {
+        io::ErrorKind::NetworkUnreachable => return none(ProbeReason::NoRoute),
+        io::ErrorKind::NetworkDown => return none(ProbeReason::InterfaceDown),
+        io::ErrorKind::AddrNotAvailable => return none(ProbeReason::NoSourceAddress),
+        io::ErrorKind::PermissionDenied => {
             // A firewall rule rejected the packet locally (netfilter `REJECT` / `DROP` on
             // output): the host cannot get out this way.
             ProbeReason::HostUnreachable
         }
-        _ if err.kind() == io::ErrorKind::TimedOut => ProbeReason::Timeout {
-            phase: ProbePhase::Connect,
-        },
         _ => {
             tracing::debug!(%err, "probe connect failed");
             ProbeReason::HostUnreachable
@@ -189,20 +205,21 @@ pub(super) fn io_failure(err: &io::Error, phase: ProbePhase) -> Failure {
         io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionAborted
         | io::ErrorKind::BrokenPipe => limited(ProbeReason::ConnectionReset),
-        _ => match Errno::from_io_error(err) {
-            Some(Errno::HOSTUNREACH) => limited(ProbeReason::HostUnreachable),
-            Some(Errno::NETUNREACH) => none(ProbeReason::NoRoute),
-            Some(Errno::NETDOWN) => none(ProbeReason::InterfaceDown),
-            _ => {
-                tracing::debug!(%err, %phase, "probe read or write failed");
-                limited(ProbeReason::ConnectionReset)
-            }
-        },
+        io::ErrorKind::HostUnreachable => limited(ProbeReason::HostUnreachable),
+        io::ErrorKind::NetworkUnreachable => none(ProbeReason::NoRoute),
+        io::ErrorKind::NetworkDown => none(ProbeReason::InterfaceDown),
+        _ => {
+            tracing::debug!(%err, %phase, "probe read or write failed");
+            limited(ProbeReason::ConnectionReset)
+        }
     }
 }
 
-#[cfg(test)]
+// Tables of Linux errnos, as the kernel reports them.
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
+    use rustix::io::Errno;
+
     use super::*;
 
     fn errno(e: Errno) -> io::Error {
@@ -226,8 +243,22 @@ mod tests {
                 limited(ProbeReason::ConnectionRefused),
             ),
             (
+                errno(Errno::CONNRESET),
+                limited(ProbeReason::ConnectionReset),
+            ),
+            (
                 errno(Errno::HOSTUNREACH),
                 limited(ProbeReason::HostUnreachable),
+            ),
+            // A local firewall's REJECT or DROP.
+            (errno(Errno::PERM), limited(ProbeReason::HostUnreachable)),
+            (errno(Errno::ACCESS), limited(ProbeReason::HostUnreachable)),
+            (errno(Errno::IO), limited(ProbeReason::HostUnreachable)),
+            (
+                errno(Errno::TIMEDOUT),
+                limited(ProbeReason::Timeout {
+                    phase: ProbePhase::Connect,
+                }),
             ),
             (
                 io::ErrorKind::TimedOut.into(),
@@ -256,12 +287,22 @@ mod tests {
         // A socket read timeout surfaces as EAGAIN.
         let err = errno(Errno::AGAIN);
         assert_eq!(verdict(io_failure(&err, ProbePhase::Response)), timeout);
-        let err = errno(Errno::CONNRESET);
-        assert_eq!(
-            verdict(io_failure(&err, ProbePhase::Response)),
-            ProbeVerdict::Limited {
-                reason: ProbeReason::ConnectionReset
-            }
-        );
+        let limited = |reason| ProbeVerdict::Limited { reason };
+        let none = |reason| ProbeVerdict::None { reason };
+        for (err, expected) in [
+            (Errno::CONNRESET, limited(ProbeReason::ConnectionReset)),
+            (Errno::PIPE, limited(ProbeReason::ConnectionReset)),
+            (Errno::HOSTUNREACH, limited(ProbeReason::HostUnreachable)),
+            (Errno::NETUNREACH, none(ProbeReason::NoRoute)),
+            (Errno::NETDOWN, none(ProbeReason::InterfaceDown)),
+            (Errno::IO, limited(ProbeReason::ConnectionReset)),
+        ] {
+            let err = errno(err);
+            assert_eq!(
+                verdict(io_failure(&err, ProbePhase::Response)),
+                expected,
+                "{err}"
+            );
+        }
     }
 }

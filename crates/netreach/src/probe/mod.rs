@@ -40,10 +40,10 @@
 //! # Platform specific behavior
 //!
 //! Binding to an interface uses `SO_BINDTODEVICE`, which is Linux-only and needs `CAP_NET_RAW`
-//! on kernels before 5.7; elsewhere [`probe`] fails with [`ProbeError::BindDevice`]. Name
-//! resolution uses `getaddrinfo` and so `/etc/resolv.conf`, `/etc/hosts` and
-//! `/etc/nsswitch.conf` of the caller's mount namespace; its queries follow the routing table,
-//! not the probed interface.
+//! on kernels before 5.7; elsewhere [`probe`] fails with
+//! [`ProbeError::BindDeviceUnsupported`]. Name resolution uses `getaddrinfo` and so
+//! `/etc/resolv.conf`, `/etc/hosts` and `/etc/nsswitch.conf` of the caller's mount namespace;
+//! its queries follow the routing table, not the probed interface.
 
 mod connect;
 mod exchange;
@@ -158,6 +158,13 @@ pub enum ProbeError {
         interface: String,
         /// The system error.
         source: io::Error,
+    },
+    /// This system cannot bind a socket to an interface (`SO_BINDTODEVICE` is Linux's), so it
+    /// cannot probe one interface: netreach probes on Linux only today.
+    #[error("binding a socket to interface {interface} is not supported on this system")]
+    BindDeviceUnsupported {
+        /// The interface.
+        interface: String,
     },
     /// A socket could not be created or bound (out of file descriptors, say).
     #[error("cannot create the probe socket")]
