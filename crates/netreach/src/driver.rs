@@ -30,7 +30,7 @@ use crate::{Error, Netns, Notification};
 /// Most updates applied before publishing, so a long burst is handed out in slices.
 const MAX_BATCH: usize = 4096;
 /// Most items handed to the hub at once.
-const PUBLISH_SLICE: usize = 1024;
+const PUBLISH_SLICE: usize = 256;
 /// Route lookups sent before their answers are handled and published.
 const LOOKUP_SLICE: usize = 256;
 

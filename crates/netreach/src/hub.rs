@@ -194,13 +194,34 @@ impl Hub {
         // lock is released.
         let previous = std::mem::replace(&mut st.snapshot, batch.snapshot.clone());
         st.seq = batch.seq;
-        for (_, slot) in &st.subscribers {
+        // Each item is cloned for every interested subscriber but the last, which gets it.
+        let last: Vec<Option<usize>> = batch
+            .items
+            .iter()
+            .map(|(tag, _)| {
+                st.subscribers
+                    .iter()
+                    .rposition(|(_, slot)| slot.interest.wants(*tag))
+            })
+            .collect();
+        let mut items: Vec<Option<(Tag, Notification)>> =
+            batch.items.into_iter().map(Some).collect();
+        for (k, (_, slot)) in st.subscribers.iter().enumerate() {
             let mut q = lock(&slot.queue);
             let mut pushed = false;
-            for (tag, n) in &batch.items {
-                if slot.interest.wants(*tag) {
+            for (item, last) in items.iter_mut().zip(&last) {
+                let Some((tag, n)) = item else { continue };
+                if !slot.interest.wants(*tag) {
+                    continue;
+                }
+                let notification = if *last == Some(k) {
+                    item.take().map(|(_, n)| n)
+                } else {
+                    Some(n.clone())
+                };
+                if let Some(notification) = notification {
                     q.push(Item {
-                        notification: n.clone(),
+                        notification,
                         snapshot: batch.snapshot.clone(),
                         batch: id,
                     });
@@ -212,6 +233,7 @@ impl Hub {
             }
         }
         drop(st);
+        drop(items);
         drop(previous);
     }
 

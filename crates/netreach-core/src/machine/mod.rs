@@ -18,7 +18,9 @@
 //!    ([`Machine::handle_state`]), commands from handles (attach and detach monitors, add and
 //!    remove targets), finished probes ([`Machine::handle_probe_result`]), and, when the
 //!    deadline of [`Machine::poll_timeout`] has passed, [`Machine::handle_timeout`].
-//! 2. **Act**: drain [`Machine::poll_action`] and answer each action through its `handle_*`
+//! 2. **Act**: drain [`Machine::poll_action`] (which first works out what the model changes
+//!    handed in mean for connectivity and reachability) and answer each action through its
+//!    `handle_*`
 //!    ([`Machine::handle_dump`], [`Machine::handle_routes`], [`Machine::handle_lookup`],
 //!    [`Machine::handle_medium_hint`]; a probe's answer may come much later). Answers may arrive
 //!    in any order; actions may be batched (route lookups are pipelined).
@@ -27,8 +29,8 @@
 //! 4. **Arm the timer** with [`Machine::poll_timeout`] and sleep until the backend, a handle or
 //!    the deadline wakes the loop. `None` means no timer: idle is idle.
 //!
-//! Steps 2 and 3 may interleave (publishing between batches of lookups keeps latency low): the
-//! outputs are always in stream order.
+//! Steps 2 and 3 may interleave: publishing the model outputs before the first `poll_action`,
+//! and between batches of lookups, keeps latency low. The outputs are always in stream order.
 //!
 //! # What derived outputs wait for
 //!
@@ -304,6 +306,8 @@ pub struct Machine {
     batch: Vec<Event>,
     /// The batch includes a resync: every target is looked up again.
     batch_resynced: bool,
+    /// The time of the latest input, for the work [`Machine::poll_action`] does.
+    now: Option<Instant>,
     stats: MachineStats,
 }
 
@@ -326,6 +330,7 @@ impl Machine {
             pending: 0,
             batch: Vec::new(),
             batch_resynced: false,
+            now: None,
             stats: MachineStats::default(),
         };
         if config.medium_hints {
@@ -419,7 +424,7 @@ impl Machine {
             }
         }
         self.model_events(events);
-        self.settle(now);
+        self.now = self.now.max(Some(now));
     }
 
     /// The backend lost notifications (socket overflow): the state is dumped again and the
@@ -437,7 +442,7 @@ impl Machine {
         }
         self.snapshot = Arc::new(state);
         self.model_events(events);
-        self.settle(now);
+        self.now = self.now.max(Some(now));
     }
 
     /// The answer to [`Action::Dump`].
@@ -457,7 +462,7 @@ impl Machine {
                 self.seq += 1;
                 self.outputs.push_back(Output::Resynced { seq: self.seq });
                 self.batch_resynced = true;
-                self.settle(now);
+                self.now = self.now.max(Some(now));
             }
             Err(_) => {
                 self.stats.dump_failures += 1;
@@ -492,7 +497,7 @@ impl Machine {
                 self.ask_dump();
             }
         }
-        self.settle(now);
+        self.now = self.now.max(Some(now));
     }
 
     /// The answer to [`Action::ReadMediumHint`].
@@ -504,7 +509,7 @@ impl Machine {
                 s.tracker.set_medium_hint(ifindex, medium);
             }
         }
-        self.settle(now);
+        self.now = self.now.max(Some(now));
     }
 
     /// The answer to [`Action::LookupRoute`].
@@ -636,8 +641,14 @@ impl Machine {
 
     // ---- outputs -------------------------------------------------------------------------
 
-    /// The next action for the glue.
+    /// The next action for the glue. The effects of the model changes handed in so far on
+    /// connectivity and reachability are computed here, once nothing they need is pending, so
+    /// that the glue can publish the model changes (from [`Machine::poll_output`]) before that
+    /// work.
     pub fn poll_action(&mut self) -> Option<Action> {
+        if let Some(now) = self.now {
+            self.settle(now);
+        }
         let a = self.actions.pop_front();
         if a.is_none() {
             shrink(&mut self.actions);
