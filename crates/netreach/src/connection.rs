@@ -25,7 +25,7 @@ mod oneshot;
 
 use crate::driver::Command;
 use crate::hub::{Interest, Owners, ReachView};
-use crate::subscription::{Got, Next, Reader};
+use crate::subscription::{Adapter, Got, Next, Reader};
 use crate::{Error, Monitor, Notification};
 
 /// How many changes a subscriber may leave unread before it is told it lagged.
@@ -366,10 +366,12 @@ impl ConnectionMonitor {
         });
         ReachSubscription {
             reader,
-            ready: Some(ReachNotification::Ready {
-                time: SystemTime::now(),
-                targets,
-            }),
+            reach: ReachAdapter {
+                ready: Some(ReachNotification::Ready {
+                    time: SystemTime::now(),
+                    targets,
+                }),
+            },
         }
     }
 
@@ -455,86 +457,72 @@ impl Drop for Watch {
 #[derive(Debug)]
 pub struct ReachSubscription {
     reader: Reader,
+    reach: ReachAdapter,
+}
+
+/// Reachability items from the hub's, for [`ReachSubscription`].
+#[derive(Debug)]
+struct ReachAdapter {
     ready: Option<ReachNotification>,
 }
 
 impl ReachSubscription {
     /// The next item, waiting as long as it takes; `None` when the monitor has stopped.
     pub fn recv(&mut self) -> Option<ReachNotification> {
-        self.recv_deadline(None)
+        self.reader.next_until(&mut self.reach, None)
     }
 
     /// The next item, waiting at most `timeout`; `None` on timeout or when stopped.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Option<ReachNotification> {
-        self.recv_deadline(Instant::now().checked_add(timeout))
+        self.reader
+            .next_until(&mut self.reach, Instant::now().checked_add(timeout))
     }
 
     /// The next item without waiting: `Ok(None)` when nothing is pending.
     pub fn try_recv(&mut self) -> Result<Option<ReachNotification>, Error> {
-        loop {
-            if let Some(r) = self.ready.take() {
-                return Ok(Some(r));
-            }
-            match self.reader.take() {
-                Got::Empty => return Ok(None),
-                Got::Closed => return Err(Error::Stopped),
-                got => {
-                    if let Some(n) = accept(got) {
-                        return Ok(Some(n));
-                    }
-                }
-            }
-        }
+        self.reader.try_next(&mut self.reach)
     }
 
     /// The next item, as a future for any async runtime; `None` when the monitor has stopped.
     pub fn recv_async(&mut self) -> Next<'_, ReachSubscription> {
         Next::new(self)
     }
-
-    fn recv_deadline(&mut self, deadline: Option<Instant>) -> Option<ReachNotification> {
-        if let Some(r) = self.ready.take() {
-            return Some(r);
-        }
-        loop {
-            match self.reader.take_until(deadline)? {
-                Got::Closed => return None,
-                got => {
-                    if let Some(n) = accept(got) {
-                        return Some(n);
-                    }
-                }
-            }
-        }
-    }
 }
 
-fn accept(got: Got) -> Option<ReachNotification> {
-    match got {
-        Got::Item(item) => match item.notification {
-            Notification::Reachability {
-                seq,
-                cause_seq,
-                time,
-                id,
-                target,
-                old,
-                new,
-            } => Some(ReachNotification::Changed {
-                seq,
-                cause_seq,
-                time,
-                id,
-                target,
-                old,
-                new,
+impl Adapter for ReachAdapter {
+    type Item = ReachNotification;
+
+    fn pending(&mut self) -> Option<ReachNotification> {
+        self.ready.take()
+    }
+
+    fn accept(&mut self, got: Got) -> Option<ReachNotification> {
+        match got {
+            Got::Item(item) => match item.notification {
+                Notification::Reachability {
+                    seq,
+                    cause_seq,
+                    time,
+                    id,
+                    target,
+                    old,
+                    new,
+                } => Some(ReachNotification::Changed {
+                    seq,
+                    cause_seq,
+                    time,
+                    id,
+                    target,
+                    old,
+                    new,
+                }),
+                _ => None,
+            },
+            Got::Lagged { .. } => Some(ReachNotification::Lagged {
+                time: SystemTime::now(),
             }),
-            _ => None,
-        },
-        Got::Lagged { .. } => Some(ReachNotification::Lagged {
-            time: SystemTime::now(),
-        }),
-        Got::Empty | Got::Closed => None,
+            Got::Empty | Got::Closed => None,
+        }
     }
 }
 
@@ -543,19 +531,6 @@ impl futures_core::Stream for ReachSubscription {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ReachNotification>> {
         let this = self.get_mut();
-        if let Some(r) = this.ready.take() {
-            return Poll::Ready(Some(r));
-        }
-        loop {
-            match this.reader.poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Got::Closed) => return Poll::Ready(None),
-                Poll::Ready(got) => {
-                    if let Some(n) = accept(got) {
-                        return Poll::Ready(Some(n));
-                    }
-                }
-            }
-        }
+        this.reader.poll_next(&mut this.reach, cx)
     }
 }

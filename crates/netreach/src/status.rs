@@ -16,8 +16,9 @@ use netreach_core::connectivity::{Connectivity, ConnectivityChange, Connectivity
 use netreach_core::machine::StatusId;
 
 use crate::driver::Command;
+use crate::hub::Hub;
 use crate::hub::{Interest, Owners};
-use crate::subscription::{Got, Next, Reader};
+use crate::subscription::{Adapter, Got, Next, Reader};
 use crate::verify::{ProbeConfig, Verification, VerificationChange, Verified};
 use crate::{Monitor, Notification};
 
@@ -202,12 +203,15 @@ impl StatusMonitor {
                 .unwrap_or_default()
         });
         StatusSubscription {
+            status: StatusAdapter {
+                hub: reader.hub().clone(),
+                id,
+                ready: Some(StatusNotification::Ready {
+                    time: SystemTime::now(),
+                    connectivity,
+                }),
+            },
             reader,
-            id,
-            ready: Some(StatusNotification::Ready {
-                time: SystemTime::now(),
-                connectivity,
-            }),
         }
     }
 
@@ -315,37 +319,40 @@ impl Drop for StatusMonitor {
 #[derive(Debug)]
 pub struct StatusSubscription {
     reader: Reader,
+    status: StatusAdapter,
+}
+
+/// Status items from the hub's, for [`StatusSubscription`].
+#[derive(Debug)]
+struct StatusAdapter {
+    hub: Arc<Hub>,
     id: StatusId,
     ready: Option<StatusNotification>,
+}
+
+impl StatusAdapter {
+    fn current(&self) -> Connectivity {
+        self.hub
+            .with_state(|st| st.statuses.get(&self.id).map(|v| v.connectivity.clone()))
+            .unwrap_or_default()
+    }
 }
 
 impl StatusSubscription {
     /// The next item, waiting as long as it takes; `None` when the monitor has stopped.
     pub fn recv(&mut self) -> Option<StatusNotification> {
-        self.recv_deadline(None)
+        self.reader.next_until(&mut self.status, None)
     }
 
     /// The next item, waiting at most `timeout`; `None` on timeout or when stopped.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Option<StatusNotification> {
-        self.recv_deadline(Instant::now().checked_add(timeout))
+        self.reader
+            .next_until(&mut self.status, Instant::now().checked_add(timeout))
     }
 
     /// The next item without waiting: `Ok(None)` when nothing is pending.
     pub fn try_recv(&mut self) -> Result<Option<StatusNotification>, crate::Error> {
-        loop {
-            if let Some(r) = self.ready.take() {
-                return Ok(Some(r));
-            }
-            match self.reader.take() {
-                Got::Empty => return Ok(None),
-                Got::Closed => return Err(crate::Error::Stopped),
-                got => {
-                    if let Some(n) = self.accept(got) {
-                        return Ok(Some(n));
-                    }
-                }
-            }
-        }
+        self.reader.try_next(&mut self.status)
     }
 
     /// The next item, as a future for any async runtime; `None` when the monitor has stopped.
@@ -355,26 +362,15 @@ impl StatusSubscription {
 
     /// The connectivity now.
     pub fn current(&self) -> Connectivity {
-        self.reader
-            .hub()
-            .with_state(|st| st.statuses.get(&self.id).map(|v| v.connectivity.clone()))
-            .unwrap_or_default()
+        self.status.current()
     }
+}
 
-    fn recv_deadline(&mut self, deadline: Option<Instant>) -> Option<StatusNotification> {
-        if let Some(r) = self.ready.take() {
-            return Some(r);
-        }
-        loop {
-            match self.reader.take_until(deadline)? {
-                Got::Closed => return None,
-                got => {
-                    if let Some(n) = self.accept(got) {
-                        return Some(n);
-                    }
-                }
-            }
-        }
+impl Adapter for StatusAdapter {
+    type Item = StatusNotification;
+
+    fn pending(&mut self) -> Option<StatusNotification> {
+        self.ready.take()
     }
 
     fn accept(&mut self, got: Got) -> Option<StatusNotification> {
@@ -424,19 +420,6 @@ impl futures_core::Stream for StatusSubscription {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StatusNotification>> {
         let this = self.get_mut();
-        if let Some(r) = this.ready.take() {
-            return Poll::Ready(Some(r));
-        }
-        loop {
-            match this.reader.poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Got::Closed) => return Poll::Ready(None),
-                Poll::Ready(got) => {
-                    if let Some(n) = this.accept(got) {
-                        return Poll::Ready(Some(n));
-                    }
-                }
-            }
-        }
+        this.reader.poll_next(&mut this.status, cx)
     }
 }

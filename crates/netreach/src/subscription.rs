@@ -251,6 +251,81 @@ impl Reader {
     }
 }
 
+/// Turns what a [`Reader`] gets into one subscription type's items. The loops that wait, poll
+/// and end are the reader's, written once for every subscription type.
+pub(crate) trait Adapter {
+    type Item;
+    /// An item to hand out before reading the queue (the first state, merged changes).
+    fn pending(&mut self) -> Option<Self::Item>;
+    /// The item that `got` gives (`None`: nothing to hand out).
+    fn accept(&mut self, got: Got) -> Option<Self::Item>;
+}
+
+impl Reader {
+    /// The next item without waiting: `Ok(None)` when nothing is pending, `Err(Stopped)` once
+    /// the monitor is gone and everything was read.
+    pub(crate) fn try_next<A: Adapter>(&self, a: &mut A) -> Result<Option<A::Item>, crate::Error> {
+        loop {
+            if let Some(n) = a.pending() {
+                return Ok(Some(n));
+            }
+            match self.take() {
+                Got::Empty => return Ok(None),
+                Got::Closed => return Err(crate::Error::Stopped),
+                got => {
+                    if let Some(n) = a.accept(got) {
+                        return Ok(Some(n));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next item, waiting until `deadline` (`None`: for ever); `None` on timeout or once
+    /// the monitor is gone.
+    pub(crate) fn next_until<A: Adapter>(
+        &self,
+        a: &mut A,
+        deadline: Option<Instant>,
+    ) -> Option<A::Item> {
+        loop {
+            if let Some(n) = a.pending() {
+                return Some(n);
+            }
+            match self.take_until(deadline)? {
+                Got::Closed => return None,
+                got => {
+                    if let Some(n) = a.accept(got) {
+                        return Some(n);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next item for an async reader.
+    pub(crate) fn poll_next<A: Adapter>(
+        &self,
+        a: &mut A,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<A::Item>> {
+        loop {
+            if let Some(n) = a.pending() {
+                return Poll::Ready(Some(n));
+            }
+            match self.poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Got::Closed) => return Poll::Ready(None),
+                Poll::Ready(got) => {
+                    if let Some(n) = a.accept(got) {
+                        return Poll::Ready(Some(n));
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl Drop for Reader {
     fn drop(&mut self) {
         self.hub.unsubscribe(self.id);
@@ -278,6 +353,12 @@ impl Drop for Reader {
 #[derive(Debug)]
 pub struct Subscription {
     reader: Reader,
+    model: ModelAdapter,
+}
+
+/// The model's merge-on-lag, for [`Subscription`].
+#[derive(Debug)]
+struct ModelAdapter {
     /// The state after the batch of the last item handed out.
     view: Arc<Snapshot>,
     /// Merged changes waiting to be handed out after a lag.
@@ -291,9 +372,11 @@ impl Subscription {
         let (reader, view) = Reader::new(hub, interest, capacity, |st| st.snapshot.clone());
         Subscription {
             reader,
-            view,
-            pending: VecDeque::new(),
-            view_target: None,
+            model: ModelAdapter {
+                view,
+                pending: VecDeque::new(),
+                view_target: None,
+            },
         }
     }
 
@@ -301,7 +384,7 @@ impl Subscription {
     /// batch is what one read of the kernel's messages changed). Applying the changes still to
     /// come leads to [`Subscription::current`].
     pub fn view(&self) -> &Snapshot {
-        &self.view
+        &self.model.view
     }
 
     /// The monitor's current state, whatever this subscriber has read so far.
@@ -312,41 +395,19 @@ impl Subscription {
     /// The next item without waiting: `Ok(None)` when nothing is pending, `Err(Stopped)` once
     /// the monitor is gone and everything was read.
     pub fn try_recv(&mut self) -> Result<Option<Notification>, crate::Error> {
-        if let Some(n) = self.next_pending() {
-            return Ok(Some(n));
-        }
-        match self.reader.take() {
-            Got::Empty => Ok(None),
-            Got::Closed => Err(crate::Error::Stopped),
-            got => Ok(self.accept(got)),
-        }
+        self.reader.try_next(&mut self.model)
     }
 
     /// The next item, waiting as long as it takes; `None` once the monitor is gone.
     pub fn recv(&mut self) -> Option<Notification> {
-        self.recv_deadline(None)
+        self.reader.next_until(&mut self.model, None)
     }
 
     /// The next item, waiting at most `timeout`; `None` on timeout or when the monitor is gone
     /// (tell them apart with [`Subscription::try_recv`]).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Notification> {
-        self.recv_deadline(Instant::now().checked_add(timeout))
-    }
-
-    fn recv_deadline(&mut self, deadline: Option<Instant>) -> Option<Notification> {
-        loop {
-            if let Some(n) = self.next_pending() {
-                return Some(n);
-            }
-            match self.reader.take_until(deadline)? {
-                Got::Closed => return None,
-                got => {
-                    if let Some(n) = self.accept(got) {
-                        return Some(n);
-                    }
-                }
-            }
-        }
+        self.reader
+            .next_until(&mut self.model, Instant::now().checked_add(timeout))
     }
 
     /// The next item, as a future for any async runtime (same as `StreamExt::next`);
@@ -354,8 +415,12 @@ impl Subscription {
     pub fn recv_async(&mut self) -> Next<'_, Subscription> {
         Next { sub: self }
     }
+}
 
-    fn next_pending(&mut self) -> Option<Notification> {
+impl Adapter for ModelAdapter {
+    type Item = Notification;
+
+    fn pending(&mut self) -> Option<Notification> {
         let n = self.pending.pop_front()?;
         if self.pending.is_empty() {
             if let Some(target) = self.view_target.take() {
@@ -365,7 +430,6 @@ impl Subscription {
         Some(n)
     }
 
-    /// Turns what the reader got into the next item (`None`: nothing to hand out).
     fn accept(&mut self, got: Got) -> Option<Notification> {
         match got {
             Got::Item(item) => {
@@ -379,12 +443,14 @@ impl Subscription {
                 seq,
             } => {
                 self.merge(missed, resynced, snapshot, seq);
-                self.next_pending()
+                self.pending()
             }
             Got::Empty | Got::Closed => None,
         }
     }
+}
 
+impl ModelAdapter {
     /// Replaces the missed changes by the difference between the view and the current state.
     /// Each merged change stands for at least one missed one, so the sequence numbers given to
     /// them, the last ones before the current, were never handed out.
@@ -413,20 +479,7 @@ impl futures_core::Stream for Subscription {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Notification>> {
         let this = self.get_mut();
-        loop {
-            if let Some(n) = this.next_pending() {
-                return Poll::Ready(Some(n));
-            }
-            match this.reader.poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Got::Closed) => return Poll::Ready(None),
-                Poll::Ready(got) => {
-                    if let Some(n) = this.accept(got) {
-                        return Poll::Ready(Some(n));
-                    }
-                }
-            }
-        }
+        this.reader.poll_next(&mut this.model, cx)
     }
 }
 

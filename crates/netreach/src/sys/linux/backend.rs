@@ -1,9 +1,9 @@
-//! The two Linux backends behind [`crate::sys::Backend`]: `Netlink` (a socket subscribed to the
-//! kernel's notifications, and one for requests) and `Polling` (the request socket alone, and a
-//! full dump on an interval). Both share the dump and lookup code of [`super::netlink`].
+//! The Linux backend behind [`crate::sys::Backend`], in one of two modes: notified (a socket
+//! subscribed to the kernel's notifications, [`BackendKind::Netlink`]) or polled (a full dump on
+//! an interval, [`BackendKind::Polling`]). Both share the request socket (the dump and lookup
+//! code of [`super::netlink`]) and the sysfs medium hints.
 
 use std::collections::HashMap;
-use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use netreach_core::decode::{Parsed, parse_datagram};
@@ -32,38 +32,35 @@ pub(crate) fn open(
     rcvbuf: usize,
 ) -> Result<(Box<dyn Backend>, Snapshot), Error> {
     let sysfs = *netns == Netns::Current;
-    match kind {
-        BackendKind::Netlink => {
-            let (events, requests, snapshot) = netns.run(|| {
-                let events = NlSocket::notifications(rcvbuf)?;
-                let mut requests = NlSocket::requests()?;
-                let snapshot = requests.dump_all()?;
-                Ok::<_, Error>((events, requests, snapshot))
-            })??;
-            let backend = Netlink {
+    let (mode, requests, snapshot) = match kind {
+        BackendKind::Netlink => netns.run(|| {
+            let events = NlSocket::notifications(rcvbuf)?;
+            let mut requests = NlSocket::requests()?;
+            let snapshot = requests.dump_all()?;
+            let mode = Mode::Notified {
                 events,
                 rcvbuf,
-                requests: Requests::new(requests),
                 buf: vec![0; RECV_BUF],
-                sysfs,
             };
-            Ok((Box::new(backend), snapshot))
-        }
-        BackendKind::Polling { interval } => {
-            let (requests, snapshot) = netns.run(|| {
-                let mut requests = NlSocket::requests()?;
-                let snapshot = requests.dump_all()?;
-                Ok::<_, Error>((requests, snapshot))
-            })??;
-            let backend = Polling {
-                interval: interval.max(Duration::from_millis(1)),
+            Ok::<_, Error>((mode, requests, snapshot))
+        })??,
+        BackendKind::Polling { interval } => netns.run(|| {
+            let mut requests = NlSocket::requests()?;
+            let snapshot = requests.dump_all()?;
+            let interval = interval.max(Duration::from_millis(1));
+            let mode = Mode::Polled {
+                interval,
                 next: Instant::now() + interval,
-                requests: Requests::new(requests),
-                sysfs,
             };
-            Ok((Box::new(backend), snapshot))
-        }
-    }
+            Ok::<_, Error>((mode, requests, snapshot))
+        })??,
+    };
+    let backend = Linux {
+        mode,
+        requests: Requests::new(requests),
+        sysfs,
+    };
+    Ok((Box::new(backend), snapshot))
 }
 
 /// The request socket: dumps and pipelined route lookups.
@@ -196,42 +193,62 @@ fn sleep(fds: &mut [PollFd<'_>], deadline: Option<Instant>) -> Result<(), Error>
     }
 }
 
-/// rtnetlink notifications.
-struct Netlink {
-    events: NlSocket,
-    rcvbuf: usize,
+/// How a [`Linux`] backend learns of changes.
+enum Mode {
+    /// A socket subscribed to the kernel's notifications.
+    Notified {
+        events: NlSocket,
+        rcvbuf: usize,
+        buf: Vec<u8>,
+    },
+    /// A full dump every `interval`; `next` is when the next one is due.
+    Polled { interval: Duration, next: Instant },
+}
+
+/// The Linux backend: the request socket (dumps, lookups) and sysfs are shared by both modes.
+struct Linux {
+    mode: Mode,
     requests: Requests,
-    buf: Vec<u8>,
+    /// The namespace watched is the caller's, so sysfs describes its interfaces.
     sysfs: bool,
 }
 
-impl Netlink {
-    fn decode(datagram: &[u8], out: &mut Vec<Update>, counters: &Counters) {
-        for msg in parse_datagram(datagram) {
-            match msg {
-                Ok(m) => {
-                    counters.messages.fetch_add(1, Ordering::Relaxed);
-                    if let Parsed::Update(u) = m.parsed {
-                        out.push(u);
-                    }
+fn decode(datagram: &[u8], out: &mut Vec<Update>, counters: &Counters) {
+    for msg in parse_datagram(datagram) {
+        match msg {
+            Ok(m) => {
+                counters.messages.fetch_add(1, Ordering::Relaxed);
+                if let Parsed::Update(u) = m.parsed {
+                    out.push(u);
                 }
-                Err(e) => {
-                    counters.decode_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "skipping undecodable kernel message");
-                }
+            }
+            Err(e) => {
+                counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "skipping undecodable kernel message");
             }
         }
     }
 }
 
-impl Backend for Netlink {
+impl Backend for Linux {
     fn wait(&mut self, waker: &Wake, deadline: Option<Instant>) -> Result<(), Error> {
-        let mut fds = [
-            PollFd::new(&self.events, PollFlags::IN),
-            PollFd::new(waker, PollFlags::IN),
-        ];
-        sleep(&mut fds, deadline)?;
-        if !fds[1].revents().is_empty() {
+        let woken = match &self.mode {
+            Mode::Notified { events, .. } => {
+                let mut fds = [
+                    PollFd::new(events, PollFlags::IN),
+                    PollFd::new(waker, PollFlags::IN),
+                ];
+                sleep(&mut fds, deadline)?;
+                !fds[1].revents().is_empty()
+            }
+            Mode::Polled { next, .. } => {
+                let deadline = Some(deadline.map_or(*next, |d| d.min(*next)));
+                let mut fds = [PollFd::new(waker, PollFlags::IN)];
+                sleep(&mut fds, deadline)?;
+                !fds[0].revents().is_empty()
+            }
+        };
+        if woken {
             waker.drain();
         }
         Ok(())
@@ -243,24 +260,57 @@ impl Backend for Netlink {
         max: usize,
         counters: &Counters,
     ) -> Result<Read, Error> {
-        loop {
-            match self.events.recv(&mut self.buf)? {
-                Recv::Data(n) => Netlink::decode(&self.buf[..n], out, counters),
-                Recv::Empty => return Ok(Read::Drained),
-                Recv::Overflow => {
-                    // A bigger buffer for next time; what is still queued predates the dump
-                    // that follows, which supersedes it.
-                    if self.rcvbuf < MAX_RCVBUF {
-                        self.rcvbuf *= 2;
-                        self.events.set_rcvbuf(self.rcvbuf);
+        match &mut self.mode {
+            Mode::Notified {
+                events,
+                rcvbuf,
+                buf,
+            } => loop {
+                match events.recv(buf)? {
+                    Recv::Data(n) => decode(&buf[..n], out, counters),
+                    Recv::Empty => return Ok(Read::Drained),
+                    Recv::Overflow => {
+                        // A bigger buffer for next time; what is still queued predates the
+                        // dump that follows, which supersedes it.
+                        if *rcvbuf < MAX_RCVBUF {
+                            *rcvbuf *= 2;
+                            events.set_rcvbuf(*rcvbuf);
+                        }
+                        while let Recv::Data(_) = events.recv(buf)? {}
+                        out.clear();
+                        return Ok(Read::Overflow);
                     }
-                    while let Recv::Data(_) = self.events.recv(&mut self.buf)? {}
-                    out.clear();
-                    return Ok(Read::Overflow);
                 }
-            }
-            if out.len() >= max {
-                return Ok(Read::More);
+                if out.len() >= max {
+                    return Ok(Read::More);
+                }
+            },
+            Mode::Polled { interval, next } => {
+                if Instant::now() < *next {
+                    return Ok(Read::Drained);
+                }
+                // The next poll is an interval after this one ends, so a slow dump never
+                // piles up.
+                let state = self.requests.sock.dump_all();
+                *next = Instant::now() + *interval;
+                match state {
+                    Ok(state) => {
+                        counters.messages.fetch_add(
+                            (state.interfaces().len()
+                                + state.addresses().len()
+                                + state.routes().len()) as u64,
+                            Ordering::Relaxed,
+                        );
+                        Ok(Read::State(state))
+                    }
+                    // A dump that failed (interrupted by changes again and again, say) is tried
+                    // again at the next poll: the model stays as it was, nothing is lost.
+                    Err(e) => {
+                        counters.poll_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "polling dump failed; trying again at the next poll");
+                        Ok(Read::Drained)
+                    }
+                }
             }
         }
     }
@@ -290,86 +340,9 @@ impl Backend for Netlink {
     }
 
     fn rcvbuf(&self) -> usize {
-        self.events.rcvbuf()
-    }
-}
-
-/// A full dump on an interval.
-struct Polling {
-    interval: Duration,
-    next: Instant,
-    requests: Requests,
-    sysfs: bool,
-}
-
-impl Backend for Polling {
-    fn wait(&mut self, waker: &Wake, deadline: Option<Instant>) -> Result<(), Error> {
-        let deadline = Some(deadline.map_or(self.next, |d| d.min(self.next)));
-        let mut fds = [PollFd::new(waker, PollFlags::IN)];
-        sleep(&mut fds, deadline)?;
-        if !fds[0].revents().is_empty() {
-            waker.drain();
+        match &self.mode {
+            Mode::Notified { events, .. } => events.rcvbuf(),
+            Mode::Polled { .. } => 0,
         }
-        Ok(())
-    }
-
-    fn read(
-        &mut self,
-        _out: &mut Vec<Update>,
-        _max: usize,
-        counters: &Counters,
-    ) -> Result<Read, Error> {
-        let now = Instant::now();
-        if now < self.next {
-            return Ok(Read::Drained);
-        }
-        // The next poll is an interval after this one ends, so a slow dump never piles up.
-        let state = self.requests.sock.dump_all();
-        self.next = Instant::now() + self.interval;
-        let state = match state {
-            Ok(state) => state,
-            // A dump that failed (interrupted by changes again and again, say) is tried again
-            // at the next poll: the model stays as it was, nothing is lost.
-            Err(e) => {
-                counters.poll_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, "polling dump failed; trying again at the next poll");
-                return Ok(Read::Drained);
-            }
-        };
-        counters.messages.fetch_add(
-            (state.interfaces().len() + state.addresses().len() + state.routes().len()) as u64,
-            Ordering::Relaxed,
-        );
-        Ok(Read::State(state))
-    }
-
-    fn dump(&mut self) -> Result<Snapshot, Error> {
-        self.requests.sock.dump_all()
-    }
-
-    fn dump_routes(&mut self, family: Family, interface: Option<u32>) -> Result<Vec<Route>, Error> {
-        self.requests.dump_routes(family, interface)
-    }
-
-    fn lookup_routes(
-        &mut self,
-        queries: &[RouteQuery],
-        out: &mut Vec<Result<LookupAnswer, LookupFailure>>,
-    ) {
-        self.requests.lookup(queries, out);
-    }
-
-    fn medium_hint(&self, name: &str) -> Option<Medium> {
-        self.sysfs.then(|| sysfs_hint(name)).flatten()
-    }
-
-    fn has_medium_hints(&self) -> bool {
-        self.sysfs
-    }
-}
-
-impl AsFd for Netlink {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.events.as_fd()
     }
 }
