@@ -47,7 +47,13 @@ fn status_json_matches_ip_j_with(backend: &[&str]) {
     let (v, kernel) = (0..50)
         .find_map(|_| {
             let before = ns.ip_json("addr show");
-            let out = netreach()
+            // An explicit backend replaces the suite's.
+            let mut cmd = if backend.is_empty() {
+                netreach()
+            } else {
+                Command::new(env!("CARGO_BIN_EXE_netreach"))
+            };
+            let out = cmd
                 .args(backend)
                 .args(["--netns", &ns.name, "status", "--json"])
                 .output()
