@@ -459,7 +459,9 @@ impl ModelAdapter {
         let events = diff(&self.view, &current);
         self.pending
             .push_back(Notification::Lagged { missed, time });
-        let first = seq.saturating_sub(events.len() as u64);
+        // With a resync marker, it takes the current number and the changes the ones before.
+        let numbered = events.len() as u64 + u64::from(resynced);
+        let first = seq.saturating_sub(numbered);
         for (i, event) in events.into_iter().enumerate() {
             self.pending.push_back(Notification::Change {
                 seq: first + i as u64 + 1,
@@ -670,6 +672,36 @@ mod tests {
             }
         }
         assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    }
+
+    #[test]
+    fn a_merge_with_a_resync_numbers_every_item_once() {
+        let mut feed = Feed::new();
+        let mut sub = feed.subscribe(2);
+        assert!(matches!(sub.recv(), Some(Notification::Ready { .. })));
+        for i in 0..5 {
+            feed.publish(vec![link(i + 1, 1500)]);
+        }
+        // A resync marker among what the subscriber misses.
+        feed.seq += 1;
+        let marker = Notification::Resynced {
+            seq: feed.seq,
+            time: SystemTime::now(),
+        };
+        feed.hub.publish(Batch {
+            snapshot: feed.snap.clone(),
+            seq: feed.seq,
+            items: vec![(Tag::Model, marker)],
+        });
+        let mut seqs = Vec::new();
+        let mut resynced = false;
+        while let Ok(Some(n)) = sub.try_recv() {
+            resynced |= matches!(n, Notification::Resynced { .. });
+            seqs.extend(n.seq());
+        }
+        assert!(resynced, "the marker survives the merge");
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+        assert_eq!(seqs.last(), Some(&feed.seq));
     }
 
     #[test]
