@@ -2,6 +2,7 @@
 
 #[path = "../../netreach/tests/common/mod.rs"]
 mod common;
+mod schema;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::Ns;
+use schema::{Schema, Stream};
 use serde_json::Value;
 
 fn netreach() -> Command {
@@ -59,7 +61,7 @@ fn status_json_matches_ip_j_with(backend: &[&str]) {
                 "{}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+            let v = schema::check(Schema::Status, &String::from_utf8_lossy(&out.stdout));
             let after = ns.ip_json("addr show");
             if before == after {
                 Some((v, after))
@@ -141,13 +143,13 @@ fn status_json_matches_ip_j_with(backend: &[&str]) {
     assert_eq!(default["gateway"], "198.18.4.1");
     assert_eq!(default["interface"], "c0");
     assert_eq!(default["table"], 254);
-    assert_eq!(default["type"], "unicast");
+    assert_eq!(default["route_type"], "unicast");
     assert!(default["metric"].is_u64());
     let bh = routes
         .iter()
         .find(|r| r["destination"] == "198.19.9.0/24")
         .expect("blackhole route");
-    assert_eq!(bh["type"], "blackhole");
+    assert_eq!(bh["route_type"], "blackhole");
     assert_eq!(bh["table"], 7);
     assert!(
         routes
@@ -186,8 +188,10 @@ fn watch_json_starts_ready_then_streams_changes() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let mut stream = Stream::new(Schema::Watch);
+    let first = stream.line(&lines.next().unwrap().unwrap());
     assert_eq!(first["type"], "ready");
+    assert_eq!(first["schema_version"], 1);
     assert!(first["time"].as_str().unwrap().ends_with('Z'));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -211,7 +215,6 @@ fn watch_json_starts_ready_then_streams_changes() {
         ("link del w0", "address_removed", "198.18.7.1"),
         ("", "interface_removed", "w0"),
     ];
-    let mut last_seq = 0;
     for (change, ty, what) in steps {
         match change {
             "" => {}
@@ -224,10 +227,7 @@ fn watch_json_starts_ready_then_streams_changes() {
             let l = rx
                 .recv_timeout(Duration::from_secs(20))
                 .unwrap_or_else(|_| panic!("no {ty} of {what}"));
-            let v: Value = serde_json::from_str(&l).expect("each line is JSON");
-            let seq = v["seq"].as_u64().unwrap();
-            assert!(seq > last_seq, "seq increases");
-            last_seq = seq;
+            let v = stream.line(&l);
             humantime::parse_rfc3339(v["time"].as_str().unwrap()).expect("RFC 3339 time");
             let about = v.get("name").or(v.get("address")).and_then(Value::as_str);
             if v["type"] == ty && about == Some(what) {
