@@ -504,3 +504,30 @@ fn the_checks_catch_what_they_are_for() {
         "a cause the stream never showed is refused"
     );
 }
+
+/// The examples of `docs/json.md` (blocks marked ```` ```json SCHEMA ````) are valid, line by
+/// line: the page cannot show a shape the schemas do not allow.
+#[test]
+fn the_examples_in_the_docs_are_valid() {
+    let page = include_str!("../../../../../docs/json.md");
+    let mut checked = 0;
+    let mut schema = None;
+    for line in page.lines() {
+        if let Some(info) = line.strip_prefix("```json ") {
+            schema = Some(match info.trim() {
+                "status" => Schema::Status,
+                "watch" => Schema::Watch,
+                "reach" => Schema::Reach,
+                "reach-watch" => Schema::ReachWatch,
+                "probe" => Schema::Probe,
+                other => panic!("docs/json.md: no schema {other:?}"),
+            });
+        } else if line.starts_with("```") {
+            schema = None;
+        } else if let Some(s) = schema {
+            check(s, line);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "only {checked} examples found");
+}
