@@ -5,7 +5,9 @@
 
 #[path = "../../netreach/tests/common/mod.rs"]
 mod common;
+mod schema;
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -13,6 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::Ns;
+use schema::{Schema, Stream};
 use serde_json::Value;
 
 fn netreach() -> Command {
@@ -47,13 +50,12 @@ fn status_json_matches_ip_j_with(backend: &[&str]) {
     let (v, kernel) = (0..50)
         .find_map(|_| {
             let before = ns.ip_json("addr show");
-            // An explicit backend replaces the suite's.
-            let mut cmd = if backend.is_empty() {
-                netreach()
-            } else {
-                Command::new(env!("CARGO_BIN_EXE_netreach"))
+            // The backend asked for, not the suite's (a second --backend is bad input).
+            let mut command = match backend {
+                [] => netreach(),
+                _ => Command::new(env!("CARGO_BIN_EXE_netreach")),
             };
-            let out = cmd
+            let out = command
                 .args(backend)
                 .args(["--netns", &ns.name, "status", "--json"])
                 .output()
@@ -63,7 +65,7 @@ fn status_json_matches_ip_j_with(backend: &[&str]) {
                 "{}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+            let v = schema::check(Schema::Status, &String::from_utf8_lossy(&out.stdout));
             let after = ns.ip_json("addr show");
             if before == after {
                 Some((v, after))
@@ -145,13 +147,13 @@ fn status_json_matches_ip_j_with(backend: &[&str]) {
     assert_eq!(default["gateway"], "198.18.4.1");
     assert_eq!(default["interface"], "c0");
     assert_eq!(default["table"], 254);
-    assert_eq!(default["type"], "unicast");
+    assert_eq!(default["route_type"], "unicast");
     assert!(default["metric"].is_u64());
     let bh = routes
         .iter()
         .find(|r| r["destination"] == "198.19.9.0/24")
         .expect("blackhole route");
-    assert_eq!(bh["type"], "blackhole");
+    assert_eq!(bh["route_type"], "blackhole");
     assert_eq!(bh["table"], 7);
     assert!(
         routes
@@ -190,8 +192,10 @@ fn watch_json_starts_ready_then_streams_changes() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let mut stream = Stream::new(Schema::Watch);
+    let first = stream.line(&lines.next().unwrap().unwrap());
     assert_eq!(first["type"], "ready");
+    assert_eq!(first["schema_version"], 1);
     assert!(first["time"].as_str().unwrap().ends_with('Z'));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -215,7 +219,6 @@ fn watch_json_starts_ready_then_streams_changes() {
         ("link del w0", "address_removed", "198.18.7.1"),
         ("", "interface_removed", "w0"),
     ];
-    let mut last_seq = 0;
     for (change, ty, what) in steps {
         match change {
             "" => {}
@@ -228,10 +231,7 @@ fn watch_json_starts_ready_then_streams_changes() {
             let l = rx
                 .recv_timeout(Duration::from_secs(20))
                 .unwrap_or_else(|_| panic!("no {ty} of {what}"));
-            let v: Value = serde_json::from_str(&l).expect("each line is JSON");
-            let seq = v["seq"].as_u64().unwrap();
-            assert!(seq > last_seq, "seq increases");
-            last_seq = seq;
+            let v = stream.line(&l);
             humantime::parse_rfc3339(v["time"].as_str().unwrap()).expect("RFC 3339 time");
             let about = v.get("name").or(v.get("address")).and_then(Value::as_str);
             if v["type"] == ty && about == Some(what) {
@@ -248,6 +248,187 @@ fn watch_json_starts_ready_then_streams_changes() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// The lines of a running `watch --json`, read on a thread of their own, each checked by
+/// the schema and the stream's rules as it is taken.
+struct WatchLines {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stream: Stream,
+    /// The type of every line taken.
+    seen: BTreeSet<String>,
+}
+
+impl WatchLines {
+    fn start(ns: &Ns) -> WatchLines {
+        let mut child = netreach()
+            .args(["--netns", &ns.name, "watch", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in stdout.lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        WatchLines {
+            child,
+            lines,
+            stream: Stream::new(Schema::Watch),
+            seen: BTreeSet::new(),
+        }
+    }
+
+    /// The next line, checked.
+    fn next(&mut self, what: &str) -> Value {
+        let l = self
+            .lines
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no line for {what}; seen {:?}", self.seen));
+        // Shown when the test fails.
+        eprintln!("{l}");
+        let v = self.stream.line(&l);
+        self.seen.insert(v["type"].as_str().unwrap().to_owned());
+        v
+    }
+
+    /// Lines until one of type `ty` whose `key` is `value`.
+    fn until(&mut self, ty: &str, key: &str, value: &Value) -> Value {
+        loop {
+            let v = self.next(&format!("{ty} with {key} {value}"));
+            if v["type"] == ty && &v[key] == value {
+                return v;
+            }
+        }
+    }
+}
+
+impl Drop for WatchLines {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every line type `watch --json` shows for a namespace's changes, from one scripted
+/// sequence (each step waits for its line): interfaces, addresses, routes, rules, connectivity
+/// and the primary interface. Every line is held to the schema, with no key twice, `seq`
+/// increasing and each `cause_seq` naming a model change shown before.
+#[test]
+fn watch_json_every_line_type_follows_the_schema() {
+    let ns = Ns::new("cliall");
+    let mut w = WatchLines::start(&ns);
+    assert_eq!(w.next("ready")["type"], "ready");
+    let steps: [(&str, &str, &str, Value); 12] = [
+        (
+            "link add w0 type veth peer name w1",
+            "interface_added",
+            "name",
+            "w0".into(),
+        ),
+        ("link set w1 up", "interface_changed", "name", "w1".into()),
+        ("link set w0 up", "interface_changed", "name", "w0".into()),
+        (
+            "addr add 198.18.7.1/24 dev w0",
+            "address_added",
+            "address",
+            "198.18.7.1".into(),
+        ),
+        (
+            "-6 addr add 2001:db8:7::1/64 dev w0 nodad",
+            "address_added",
+            "address",
+            "2001:db8:7::1".into(),
+        ),
+        // A flag changes (not duplicate address detection: its timing is the kernel's).
+        (
+            "-6 addr change 2001:db8:7::1/64 dev w0 nodad noprefixroute",
+            "address_changed",
+            "address",
+            "2001:db8:7::1".into(),
+        ),
+        (
+            "route add default via 198.18.7.2",
+            "route_added",
+            "destination",
+            "0.0.0.0/0".into(),
+        ),
+        ("", "connectivity_changed", "new", "internet".into()),
+        (
+            "rule add pref 100 from 198.18.7.0/24 lookup 7",
+            "rule_added",
+            "priority",
+            100.into(),
+        ),
+        (
+            "rule del pref 100 from 198.18.7.0/24 lookup 7",
+            "rule_removed",
+            "priority",
+            100.into(),
+        ),
+        (
+            "route del default",
+            "route_removed",
+            "destination",
+            "0.0.0.0/0".into(),
+        ),
+        (
+            "addr del 198.18.7.1/24 dev w0",
+            "address_removed",
+            "address",
+            "198.18.7.1".into(),
+        ),
+    ];
+    for (change, ty, key, value) in steps {
+        if !change.is_empty() {
+            ns.ip(change);
+        }
+        let v = w.until(ty, key, &value);
+        match ty {
+            "address_changed" => {
+                assert_eq!(v["flags"], serde_json::json!(["noprefixroute"]));
+                assert_eq!(v["old_flags"], serde_json::json!([]));
+            }
+            "route_added" => assert_eq!(v["route_type"], "unicast"),
+            "connectivity_changed" => assert!(v["cause_seq"].is_u64(), "{v}"),
+            _ => {}
+        }
+    }
+    // Both ends go: the interfaces are removed and there is no primary interface any more
+    // (in either order: the kernel sets them down first, a poll may only see them gone).
+    ns.ip("link del w0");
+    let (mut removed, mut no_primary) = (false, false);
+    while !(removed && no_primary) {
+        let v = w.next("w0 removed and no primary interface");
+        removed |= v["type"] == "interface_removed" && v["name"] == "w0";
+        if v["type"] == "primary_changed" && v["new"].is_null() {
+            assert_eq!(v["old"]["interface"], "w0", "{v}");
+            no_primary = true;
+        }
+    }
+    let want = [
+        "ready",
+        "interface_added",
+        "interface_changed",
+        "interface_removed",
+        "address_added",
+        "address_changed",
+        "address_removed",
+        "route_added",
+        "route_removed",
+        "rule_added",
+        "rule_removed",
+        "connectivity_changed",
+        "primary_changed",
+    ];
+    let missing: Vec<_> = want.iter().filter(|t| !w.seen.contains(**t)).collect();
+    assert!(missing.is_empty(), "no line of {missing:?}");
 }
 
 #[test]

@@ -10,12 +10,13 @@ mod common;
 #[path = "../../netreach/tests/probe/lab.rs"]
 #[allow(dead_code)] // The lab serves several test files; this one uses part of it.
 mod lab;
+mod schema;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lab::{Conn, ENDPOINT_V4, Lab, NO_CONTENT, Server};
-use serde_json::Value;
+use schema::{Schema, Stream};
 
 const PORTAL: &[u8] = b"HTTP/1.1 511 Network Authentication Required\r\nContent-Length: 0\r\n\r\n";
 
@@ -51,15 +52,22 @@ fn probe_gives_one_verdict_per_interface_and_family() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = schema::check(Schema::Probe, &String::from_utf8_lossy(&out.stdout));
+    assert_eq!(v["schema_version"], 1);
     assert_eq!(v["internet"], "full");
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 2, "{v:#}");
     let of = |i: &str| results.iter().find(|r| r["interface"] == i).unwrap();
     assert_eq!(of("up0")["verdict"], "full");
     assert_eq!(of("up0")["family"], "ipv4");
-    assert!(of("up0")["latency_ms"].is_number());
+    assert!(of("up0")["latency_us"].is_u64(), "whole microseconds: {v}");
+    assert_eq!(of("up0")["reason"], serde_json::Value::Null);
     assert_eq!(of("up1")["verdict"], "portal");
+    assert_eq!(
+        of("up1")["reason"]["kind"],
+        "network_authentication_required"
+    );
+    assert!(of("up1")["reason"]["message"].is_string(), "{v}");
 
     // Only the portal uplink: not full, exit 1; human output names it.
     let out = netreach(&lab, &["probe", "--interface", "up1", "--family", "ipv4"]);
@@ -96,15 +104,17 @@ fn status_probe_includes_the_verified_state() {
     let _b = serve(&lab, 1, PORTAL);
     let out = netreach(&lab, &["status", "--probe", "--json"]);
     assert!(out.status.success());
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = schema::check(Schema::Status, &String::from_utf8_lossy(&out.stdout));
     assert_eq!(v["connectivity"]["overall"], "internet");
     assert_eq!(v["verification"]["internet"], "portal");
     assert_eq!(v["verification"]["ipv4"], "portal");
+    let results = v["verification"]["results"].as_array().unwrap();
+    assert!(results.iter().all(|r| r["latency_us"].is_u64()), "{v}");
     // Without --probe: no verification, and no request reaches a server.
     let before = (_a.accepted(), _b.accepted());
     let out = netreach(&lab, &["status", "--json"]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v.get("verification").is_none());
+    let v = schema::check(Schema::Status, &String::from_utf8_lossy(&out.stdout));
+    assert!(v["verification"].is_null(), "{v}");
     assert_eq!((_a.accepted(), _b.accepted()), before);
 }
 
@@ -167,15 +177,17 @@ fn watch_probe_reports_verdict_changes() {
             }
         }
     });
+    let mut stream = Stream::new(Schema::Watch);
     let mut verdicts = std::collections::BTreeMap::new();
     let end = Instant::now() + Duration::from_secs(20);
     while verdicts.len() < 2 {
         let l = rx
             .recv_timeout(end.saturating_duration_since(Instant::now()))
             .expect("probe_changed lines");
-        let v: Value = serde_json::from_str(&l).unwrap();
+        let v = stream.line(&l);
         if v["type"] == "probe_changed" && v["family"] == "ipv4" {
-            assert!(v["seq"].is_u64() && v["time"].is_string());
+            assert!(v["cause_seq"].is_u64(), "{v}");
+            assert!(v["verification"]["results"].is_array(), "{v}");
             verdicts.insert(
                 v["interface"].as_str().unwrap().to_owned(),
                 v["new"].clone(),

@@ -7,12 +7,15 @@
 
 #[path = "../../netreach/tests/common/mod.rs"]
 mod common;
+mod schema;
 
+use std::cell::RefCell;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 
 use common::lab::{Lab, Plan, V4, V6, WAIT};
+use schema::{Schema, Stream};
 use serde_json::Value;
 
 fn netreach() -> Command {
@@ -30,15 +33,14 @@ fn reach(lab: &Lab, args: &[&str]) -> Output {
         .expect("run netreach")
 }
 
-/// The one JSON object of `reach --json`, with the exit code.
+/// The one JSON object of `reach --json`, checked by its schema, with the exit code.
 fn reach_json(lab: &Lab, args: &[&str]) -> (Option<i32>, Value) {
     let mut all = args.to_vec();
     all.push("--json");
     let out = reach(lab, &all);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().count(), 1, "one line: {text}");
-    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    (out.status.code(), v)
+    (out.status.code(), schema::check(Schema::Reach, &text))
 }
 
 #[test]
@@ -49,7 +51,7 @@ fn one_shot_reachable_via_gateway_and_on_link() {
         assert_eq!(code, Some(0), "{v}");
         assert_eq!(v["reachable"], true);
         assert_eq!(v["reason"], Value::Null);
-        assert_eq!(v["reason_kind"], Value::Null);
+        assert_eq!(v["schema_version"], 1);
         assert_eq!(v["interface"], "h0");
         assert_eq!(v["gateway"], plan.gateway);
         assert_eq!(v["local"], plan.host, "the source the kernel chooses");
@@ -97,10 +99,10 @@ fn one_shot_unreachable_says_why_and_exits_1() {
         let (code, v) = reach_json(&lab, &[plan.server, "--local", plan.host]);
         assert_eq!(code, Some(1), "{v}");
         assert_eq!(v["reachable"], false);
-        assert_eq!(v["reason_kind"], "route_type");
-        assert_eq!(v["reason_data"]["route_type"], "blackhole");
+        assert_eq!(v["reason"]["kind"], "route_type");
+        assert_eq!(v["reason"]["route_type"], "blackhole");
         assert!(
-            v["reason"]
+            v["reason"]["message"]
                 .as_str()
                 .is_some_and(|r| r.contains("blackhole")),
             "{v}"
@@ -110,16 +112,17 @@ fn one_shot_unreachable_says_why_and_exits_1() {
         let (code, v) = reach_json(&lab, &[plan.server]);
         assert_eq!(code, Some(1), "{v}");
         assert_eq!(v["local"], Value::Null);
-        assert_eq!(v["reason_kind"], "route_type");
+        assert_eq!(v["reason"]["kind"], "route_type");
         lab.host
             .ip(&format!("{f} route del blackhole {}", plan.server_net));
 
         // From h1's address, the path leaves through h0: a mismatch, naming h0.
         let (code, v) = reach_json(&lab, &[plan.server, "--local", plan.host1]);
         assert_eq!(code, Some(1), "{v}");
-        assert_eq!(v["reason_kind"], "interface_mismatch");
+        assert_eq!(v["reason"]["kind"], "interface_mismatch");
         assert_eq!(v["interface"], "h0");
-        assert_eq!(v["reason_data"]["local_interface"]["name"], "h1");
+        assert_eq!(v["reason"]["local_interface"]["name"], "h1");
+        assert_eq!(v["reason"]["path_interface"]["name"], "h0");
 
         let out = reach(&lab, &[plan.server, "--local", plan.host1]);
         assert_eq!(out.status.code(), Some(1));
@@ -132,7 +135,7 @@ fn one_shot_unreachable_says_why_and_exits_1() {
     lab.host.ip("-4 route del default");
     let (code, v) = reach_json(&lab, &["198.19.5.5"]);
     assert_eq!(code, Some(1), "{v}");
-    assert_eq!(v["reason_kind"], "no_route");
+    assert_eq!(v["reason"]["kind"], "no_route");
     assert_eq!(v["local"], Value::Null);
 }
 
@@ -197,10 +200,12 @@ fn bad_input_is_one_line_and_exit_2() {
     }
 }
 
-/// A running `reach --watch` whose lines are read on a thread of their own.
+/// A running `reach --watch` whose lines are read on a thread of their own; JSON lines are
+/// checked by the schema and against each other as they are taken.
 struct Watching {
     child: Child,
     lines: mpsc::Receiver<String>,
+    stream: RefCell<Stream>,
 }
 
 impl Watching {
@@ -222,7 +227,11 @@ impl Watching {
                 }
             }
         });
-        Watching { child, lines }
+        Watching {
+            child,
+            lines,
+            stream: RefCell::new(Stream::new(Schema::ReachWatch)),
+        }
     }
 
     fn line(&self, what: &str) -> String {
@@ -233,7 +242,7 @@ impl Watching {
 
     fn json(&self, what: &str) -> Value {
         let l = self.line(what);
-        serde_json::from_str(&l).unwrap_or_else(|e| panic!("{what}: {e}: {l}"))
+        self.stream.borrow_mut().line(&l)
     }
 }
 
@@ -255,6 +264,7 @@ fn watch_json_lines(tag: &str, plan: Plan) {
     assert_eq!(first["remote"], plan.server);
     assert_eq!(first["interface"], "h0");
     assert_eq!(first["gateway"], plan.gateway);
+    assert_eq!(first["schema_version"], 1);
     humantime::parse_rfc3339(first["time"].as_str().expect("time")).expect("RFC 3339");
 
     // The far side of the host's link goes down, then up again.
@@ -263,7 +273,8 @@ fn watch_json_lines(tag: &str, plan: Plan) {
     assert_eq!(down["type"], "reachability_changed");
     assert_eq!(down["initial"], false);
     assert_eq!(down["reachable"], false);
-    assert_eq!(down["reason_kind"], "carrier_lost");
+    assert_eq!(down["reason"]["kind"], "carrier_lost");
+    assert_eq!(down["reason"]["interface"]["name"], "h0");
     assert_eq!(down["interface"], "h0");
     assert_eq!(down["gateway"], Value::Null);
     assert!(down["seq"].as_u64() > first["seq"].as_u64(), "{down}");
@@ -279,8 +290,8 @@ fn watch_json_lines(tag: &str, plan: Plan) {
     );
     lab.host.ip(&rule);
     let v = w.json("prohibit rule");
-    assert_eq!(v["reason_kind"], "route_type");
-    assert_eq!(v["reason_data"]["route_type"], "prohibit");
+    assert_eq!(v["reason"]["kind"], "route_type");
+    assert_eq!(v["reason"]["route_type"], "prohibit");
     lab.host.ip(&rule.replace(" add ", " del "));
     assert_eq!(w.json("rule gone")["reachable"], true);
     assert!(

@@ -5,13 +5,14 @@
 
 #[path = "../../netreach/tests/common/mod.rs"]
 mod common;
+mod schema;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Ns;
-use serde_json::Value;
+use schema::{Schema, Stream};
 
 fn netreach() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_netreach"));
@@ -157,7 +158,7 @@ fn status_json_has_connectivity() {
         .args(["--netns", &host.name, "status", "--json"])
         .output()
         .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = schema::check(Schema::Status, &String::from_utf8_lossy(&out.stdout));
     let c = &v["connectivity"];
     assert_eq!(c["ipv4"], "internet");
     assert_eq!(c["ipv6"], "disconnected");
@@ -182,7 +183,8 @@ fn watch_json_reports_connectivity_changes_once() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let mut stream = Stream::new(Schema::Watch);
+    let ready = stream.line(&lines.next().unwrap().unwrap());
     assert_eq!(ready["type"], "ready");
     assert_eq!(ready["state"]["connectivity"]["ipv4"], "internet");
     router.ip("link set r0 down");
@@ -197,7 +199,7 @@ fn watch_json_reports_connectivity_changes_once() {
     let mut ipv4_changes = Vec::new();
     let end = Instant::now() + Duration::from_secs(3);
     while let Ok(l) = rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
-        let v: Value = serde_json::from_str(&l).unwrap();
+        let v = stream.line(&l);
         if v["type"] == "connectivity_changed" && v["family"] == "ipv4" {
             ipv4_changes.push(v);
         }
@@ -210,7 +212,12 @@ fn watch_json_reports_connectivity_changes_once() {
     let c = &ipv4_changes[0];
     assert_eq!(c["old"], "internet");
     assert_ne!(c["new"], "internet");
-    assert!(c["reason"].as_str().unwrap().contains("h0"), "{c}");
+    assert_eq!(c["reason"]["kind"], "carrier_lost", "{c}");
+    assert_eq!(c["reason"]["interface"], "h0", "{c}");
+    assert!(
+        c["reason"]["message"].as_str().unwrap().contains("h0"),
+        "{c}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }

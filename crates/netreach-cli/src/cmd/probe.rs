@@ -11,6 +11,7 @@ use netreach::probe::{ProbeEndpoint, ProbeResult, ProbeVerdict};
 use netreach::{Family, Monitor, Netns, ProbeConfig};
 
 use crate::cli::{OneFamily, ProbeArgs};
+use crate::output::json;
 use crate::{Failure, Outcome};
 
 /// The endpoint and timeout the flags ask for.
@@ -124,7 +125,7 @@ pub fn run(
     let mut out = io::stdout().lock();
     if as_json {
         let report = netreach::Verification::from_results(results.clone());
-        serde_json::to_writer(&mut out, &report).map_err(io::Error::from)?;
+        serde_json::to_writer(&mut out, &json::Probe::new(&report)).map_err(io::Error::from)?;
         writeln!(out)?;
     } else if results.is_empty() {
         writeln!(out, "no interface to probe")?;

@@ -4,7 +4,6 @@
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::process::ExitCode;
-use std::time::SystemTime;
 
 use netreach::core::reach::{InterfaceRef, Reachability, Target};
 use netreach::{ConnectionMonitor, Family, Monitor, ReachNotification, Snapshot};
@@ -94,9 +93,14 @@ fn watch(monitor: &Monitor, conn: &ConnectionMonitor, target: &Target, as_json: 
     let (local, remote) = (Some(target.local()), target.remote());
     let mut last: Option<Reachability> = None;
     let mut out = io::stdout().lock();
-    let mut print = |seq: u64, time: SystemTime, state: &Reachability, initial: bool| {
+    // `change`: the line's place in the stream (seq, cause_seq); `None` after a lag.
+    let mut print = |change: Option<(u64, u64)>, time, state: &Reachability, initial| {
         if as_json {
-            let line = json::Reach::new(local, remote, state).changed(seq, time, initial);
+            let line = json::Reach::new(local, remote, state);
+            let line = match change {
+                Some((seq, cause)) => line.changed(seq, cause, time, initial),
+                None => line.lagged(time),
+            };
             serde_json::to_writer(&mut out, &line)?;
             writeln!(out)?;
         } else {
@@ -106,18 +110,24 @@ fn watch(monitor: &Monitor, conn: &ConnectionMonitor, target: &Target, as_json: 
         out.flush()
     };
     while let Some(n) = sub.recv() {
-        let (seq, time, new) = match n {
+        let (change, time, new) = match n {
             ReachNotification::Changed {
-                id, seq, time, new, ..
-            } if id == watch.id() => (seq, time, new),
-            // Fell behind (it takes 65,536 unread changes): print the state now, if it moved.
+                id,
+                seq,
+                cause_seq,
+                time,
+                new,
+                ..
+            } if id == watch.id() => (Some((seq, cause_seq)), time, new),
+            // Fell behind (it takes 65,536 unread changes): say so with the state now, if it
+            // moved.
             ReachNotification::Lagged { time } => match conn.reachability(watch.id()) {
-                Some(now) if last.as_ref() != Some(&now) => (0, time, now),
+                Some(now) if last.as_ref() != Some(&now) => (None, time, now),
                 _ => continue,
             },
             _ => continue,
         };
-        print(seq, time, &new, last.is_none())?;
+        print(change, time, &new, last.is_none())?;
         last = Some(new);
     }
     match monitor.failure() {

@@ -1,18 +1,37 @@
-//! The JSON shapes of `status --json`, `watch --json` and `reach --json`.
+//! The JSON shapes of `status --json`, `watch --json`, `reach --json` and `probe --json`: one
+//! place, so every output spells a thing the same way.
 //!
-//! Interfaces carry their addresses; routes name their interface; `watch` lines carry the same
-//! fields as `status` plus `seq`, `time` (RFC 3339) and `type`.
+//! The contract, written down in `docs/json.md` and checked by the schemas in `docs/schema/`:
+//! - a document (`status`, `probe`, `reach` and each `reach --watch` line, the `ready` line of
+//!   `watch`) carries `schema_version` ([`SCHEMA_VERSION`]);
+//! - no object carries a key twice (flattened structs are checked against each other by the
+//!   tests, which parse every line with a duplicate-key check);
+//! - every key of a shape is always present, `null` when it has no value;
+//! - an interface is named by `interface` (its name, `null` when unknown) and `ifindex`;
+//! - a reason is one object everywhere: `{"kind", "message", ...its fields}` ([`ReasonJson`]);
+//! - durations are integers with the unit in the name (`latency_us`).
+//!
+//! The lines of `watch --json` are in [`lines`].
+
+mod lines;
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 
-use netreach::core::connectivity::{Connectivity, ConnectivityChange};
+use netreach::core::connectivity::{Connectivity, Primary};
 use netreach::core::reach::{Reachability, Reason};
 use netreach::probe::ProbeResult;
-use netreach::{Address, AddressFlags, Event, Interface, Notification, Route, Rule, Snapshot};
-use netreach::{Verification, VerificationChange};
+use netreach::{Address, AddressFlags, Event, Interface, Route, Rule, Snapshot, Verification};
 use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub use lines::{ConnectivityLine, Line, ProbeLine};
+
+/// The version of the shapes below. Raised when a key is removed or changes meaning; a key
+/// added to an open shape does not raise it.
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// Interface names by index, kept across removals so events about a removed interface still
 /// name it.
@@ -38,24 +57,62 @@ impl Names {
     pub fn get(&self, index: u32) -> Option<&str> {
         self.0.get(&index).map(String::as_str)
     }
+
+    /// The name as JSON: `null` when unknown.
+    fn of(&self, index: u32) -> Option<String> {
+        self.get(index).map(str::to_owned)
+    }
 }
 
+/// `status --json`: the schema version, then the [`State`].
 #[derive(Serialize)]
 pub struct Status<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    schema_version: u32,
+    #[serde(flatten)]
+    state: State<'a>,
+}
+
+impl<'a> Status<'a> {
+    /// The state of `snap`; add the connectivity with [`Status::with_connectivity`] (the
+    /// schema requires it).
+    pub fn new(snap: &'a Snapshot) -> Status<'a> {
+        Status {
+            schema_version: SCHEMA_VERSION,
+            state: State::new(snap),
+        }
+    }
+
+    pub fn with_connectivity(mut self, c: &Connectivity) -> Self {
+        self.state.connectivity = Some(ConnectivityJson::from(c));
+        self
+    }
+
+    pub fn with_probes(mut self, results: &'a [ProbeResult]) -> Self {
+        let summary = Verification::from_results(results.to_vec());
+        self.state.verification = Some(VerificationJson {
+            results: results.iter().map(ProbeResultJson::from).collect(),
+            ..VerificationJson::summary(&summary)
+        });
+        self
+    }
+}
+
+/// Connectivity, probe verdicts (`null` when not probed), interfaces with their addresses,
+/// routes and rules: the body of `status --json` and the `state` of the `ready` line.
+#[derive(Serialize)]
+struct State<'a> {
     connectivity: Option<ConnectivityJson>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    verification: Option<Verification>,
+    verification: Option<VerificationJson<'a>>,
     interfaces: Vec<InterfaceJson<'a>>,
     routes: Vec<RouteJson<'a>>,
     rules: Vec<&'a Rule>,
 }
 
-impl<'a> Status<'a> {
-    pub fn new(snap: &'a Snapshot) -> Status<'a> {
+impl<'a> State<'a> {
+    fn new(snap: &'a Snapshot) -> State<'a> {
         let mut names = Names::default();
         names.learn(snap);
-        Status {
+        State {
             connectivity: None,
             verification: None,
             interfaces: snap
@@ -71,21 +128,9 @@ impl<'a> Status<'a> {
     }
 }
 
-impl<'a> Status<'a> {
-    pub fn with_connectivity(mut self, c: &Connectivity) -> Self {
-        self.connectivity = Some(ConnectivityJson::from(c));
-        self
-    }
-
-    pub fn with_probes(mut self, results: &[ProbeResult]) -> Self {
-        self.verification = Some(Verification::from_results(results.to_vec()));
-        self
-    }
-}
-
 /// `connectivity{ipv4,ipv6,overall,online,primary_interface,medium,metered}`.
 #[derive(Serialize)]
-pub struct ConnectivityJson {
+struct ConnectivityJson {
     ipv4: &'static str,
     ipv6: &'static str,
     overall: &'static str,
@@ -109,120 +154,135 @@ impl From<&Connectivity> for ConnectivityJson {
     }
 }
 
-/// One `probe_changed` line of `watch --probe --json`.
+/// The primary interface in a `primary_changed` line: `{interface, ifindex, medium, metered}`.
 #[derive(Serialize)]
-pub struct ProbeLine<'a> {
-    seq: u64,
-    /// The model change this verdict follows.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cause_seq: Option<u64>,
-    time: String,
-    #[serde(rename = "type")]
-    kind: &'static str,
+struct PrimaryJson<'a> {
     interface: &'a str,
-    family: netreach::Family,
-    old: Option<&'static str>,
-    new: Option<&'static str>,
-    reason: Option<String>,
-    portal_url: Option<&'a str>,
-    latency_ms: Option<u128>,
-    verification: &'a Verification,
+    ifindex: u32,
+    medium: &'static str,
+    metered: bool,
 }
 
-impl<'a> ProbeLine<'a> {
-    /// Names the model change the verdict follows.
-    pub fn caused_by(mut self, seq: u64) -> Self {
-        self.cause_seq = Some(seq);
-        self
-    }
-
-    pub fn new(
-        seq: u64,
-        time: SystemTime,
-        change: &'a VerificationChange,
-        verification: &'a Verification,
-    ) -> ProbeLine<'a> {
-        ProbeLine {
-            seq,
-            cause_seq: None,
-            time: rfc3339(time),
-            kind: "probe_changed",
-            interface: &change.interface,
-            family: change.family,
-            old: change.old.as_ref().map(|v| v.as_str()),
-            new: change.new.as_ref().map(|v| v.as_str()),
-            reason: change
-                .new
-                .as_ref()
-                .and_then(|v| v.reason())
-                .map(|r| r.to_string()),
-            portal_url: change.new.as_ref().and_then(|v| v.portal_url()),
-            latency_ms: change.result.as_ref().map(|r| r.latency.as_millis()),
-            verification,
+impl<'a> From<&'a Primary> for PrimaryJson<'a> {
+    fn from(p: &'a Primary) -> Self {
+        PrimaryJson {
+            interface: &p.name,
+            ifindex: p.index,
+            medium: p.medium.as_str(),
+            metered: p.metered,
         }
     }
 }
 
-/// One `connectivity_changed` line of `watch --json`.
+/// A reason, the one shape of every output: `{"kind": "carrier_lost", "message": "carrier
+/// lost on eth0", "interface": "eth0"}`. `kind` and the fields are the library's serde of the
+/// reason (connectivity, reachability or probe), `message` its `Display`.
 #[derive(Serialize)]
-pub struct ConnectivityLine {
-    seq: u64,
-    /// The model change that caused this one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cause_seq: Option<u64>,
-    time: String,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    /// `ipv4`, `ipv6`, `overall`, or `primary` for a change of primary interface.
-    family: &'static str,
-    old: Option<String>,
-    new: Option<String>,
-    reason: String,
-    reason_data: serde_json::Value,
-    connectivity: ConnectivityJson,
+struct ReasonJson {
+    kind: String,
+    message: String,
+    #[serde(flatten)]
+    fields: Map<String, Value>,
 }
 
-impl ConnectivityLine {
-    /// Names the model change that caused it.
-    pub fn caused_by(mut self, seq: u64) -> Self {
-        self.cause_seq = Some(seq);
-        self
-    }
-
-    pub fn new(
-        seq: u64,
-        time: SystemTime,
-        change: &ConnectivityChange,
-        after: &Connectivity,
-    ) -> ConnectivityLine {
-        let (family, old, new, reason) = match change {
-            ConnectivityChange::Level(l) => (
-                l.family.map_or("overall", |f| f.as_str()),
-                Some(l.old.as_str().to_owned()),
-                Some(l.new.as_str().to_owned()),
-                &l.reason,
-            ),
-            ConnectivityChange::Primary(p) => (
-                "primary",
-                p.old.as_ref().map(|p| p.name.clone()),
-                p.new.as_ref().map(|p| p.name.clone()),
-                &p.reason,
-            ),
-            _ => ("unknown", None, None, change.reason()),
+impl ReasonJson {
+    fn new(reason: &(impl Serialize + fmt::Display)) -> ReasonJson {
+        let mut fields = match serde_json::to_value(reason) {
+            Ok(Value::Object(m)) => m,
+            // Every reason type serialises as a map with a `kind`; the schema catches one
+            // that does not.
+            _ => Map::new(),
         };
-        ConnectivityLine {
-            seq,
-            cause_seq: None,
-            time: rfc3339(time),
-            kind: "connectivity_changed",
-            family,
-            old,
-            new,
-            reason: reason.to_string(),
-            reason_data: serde_json::to_value(reason).unwrap_or_default(),
-            connectivity: after.into(),
+        let kind = match fields.remove("kind") {
+            Some(Value::String(k)) => k,
+            _ => String::new(),
+        };
+        ReasonJson {
+            kind,
+            message: reason.to_string(),
+            fields,
         }
     }
+}
+
+/// `probe --json`: the schema version and the verification.
+#[derive(Serialize)]
+pub struct Probe<'a> {
+    schema_version: u32,
+    #[serde(flatten)]
+    verification: VerificationJson<'a>,
+}
+
+impl<'a> Probe<'a> {
+    pub fn new(v: &'a Verification) -> Probe<'a> {
+        Probe {
+            schema_version: SCHEMA_VERSION,
+            verification: VerificationJson::from(v),
+        }
+    }
+}
+
+/// What the probes say: `{internet, ipv4, ipv6, portal_url, results}`.
+#[derive(Serialize)]
+struct VerificationJson<'a> {
+    internet: &'static str,
+    ipv4: &'static str,
+    ipv6: &'static str,
+    portal_url: Option<String>,
+    results: Vec<ProbeResultJson<'a>>,
+}
+
+impl VerificationJson<'_> {
+    /// The summary of `v`, without its results.
+    fn summary(v: &Verification) -> Self {
+        VerificationJson {
+            internet: v.internet.as_str(),
+            ipv4: v.ipv4.as_str(),
+            ipv6: v.ipv6.as_str(),
+            portal_url: v.portal_url.clone(),
+            results: Vec::new(),
+        }
+    }
+}
+
+impl<'a> From<&'a Verification> for VerificationJson<'a> {
+    fn from(v: &'a Verification) -> Self {
+        VerificationJson {
+            results: v.results.iter().map(ProbeResultJson::from).collect(),
+            ..VerificationJson::summary(v)
+        }
+    }
+}
+
+/// One probe's result: `{interface, family, verdict, portal_url, reason, latency_us, remote}`.
+#[derive(Serialize)]
+struct ProbeResultJson<'a> {
+    interface: &'a str,
+    family: &'static str,
+    verdict: &'static str,
+    portal_url: Option<&'a str>,
+    reason: Option<ReasonJson>,
+    latency_us: u64,
+    remote: Option<SocketAddr>,
+}
+
+impl<'a> From<&'a ProbeResult> for ProbeResultJson<'a> {
+    fn from(r: &'a ProbeResult) -> Self {
+        ProbeResultJson {
+            interface: &r.interface,
+            family: r.family.as_str(),
+            verdict: r.verdict.as_str(),
+            portal_url: r.verdict.portal_url(),
+            reason: r.verdict.reason().map(ReasonJson::new),
+            latency_us: micros(r.latency),
+            remote: r.remote,
+        }
+    }
+}
+
+/// Whole microseconds, saturating.
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 #[derive(Serialize)]
@@ -253,6 +313,8 @@ impl<'a> From<&'a Address> for AddressJson<'a> {
     }
 }
 
+/// A route, in `status` and in `route_*` lines alike. Its type is `route_type`: a line's
+/// `type` is the event's.
 #[derive(Serialize)]
 struct RouteJson<'a> {
     family: &'static str,
@@ -262,14 +324,13 @@ struct RouteJson<'a> {
     ifindex: Option<u32>,
     table: u32,
     metric: u32,
-    #[serde(rename = "type")]
-    kind: String,
+    route_type: String,
     protocol: String,
     scope: String,
     prefsrc: Option<IpAddr>,
     linkdown: bool,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    nexthops: &'a [netreach::core::NextHop],
+    /// The hops of a multipath route; empty otherwise.
+    nexthops: Vec<NextHopJson<'a>>,
 }
 
 impl<'a> RouteJson<'a> {
@@ -278,165 +339,84 @@ impl<'a> RouteJson<'a> {
             family: r.family.as_str(),
             destination: r.destination.to_string(),
             gateway: r.gateway,
-            interface: r
-                .interface
-                .map(|i| names.get(i).map_or_else(|| format!("#{i}"), str::to_owned)),
+            interface: r.interface.and_then(|i| names.of(i)),
             ifindex: r.interface,
             table: r.table,
             metric: r.metric,
-            kind: r.kind.name(),
+            route_type: r.kind.name(),
             protocol: r.protocol.name(),
             scope: r.scope.name(),
             prefsrc: r.prefsrc,
             linkdown: r.linkdown,
-            nexthops: &r.nexthops,
+            nexthops: r
+                .nexthops
+                .iter()
+                .map(|h| NextHopJson {
+                    gateway: h.gateway.as_ref(),
+                    interface: names.of(h.interface),
+                    ifindex: h.interface,
+                    linkdown: h.linkdown,
+                })
+                .collect(),
         }
     }
 }
 
-/// One line of `watch --json`.
+/// One hop of a multipath route, its interface named like a route's.
 #[derive(Serialize)]
-pub struct Line<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    seq: Option<u64>,
-    time: String,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(flatten)]
-    body: Body<'a>,
+struct NextHopJson<'a> {
+    gateway: Option<&'a IpAddr>,
+    interface: Option<String>,
+    ifindex: u32,
+    linkdown: bool,
 }
 
+/// `reach --json`, and each line of `reach --watch --json` (with `type`, `seq`, `cause_seq`,
+/// `time` and `initial`; a `lagged` line has `type` and `time` and the state now).
+/// `interface` is the output interface when reachable, and the interface the reason is about
+/// (if any) when not.
 #[derive(Serialize)]
-#[serde(untagged)]
-enum Body<'a> {
-    Ready {
-        state: Status<'a>,
-    },
-    Interface {
-        #[serde(flatten)]
-        iface: &'a Interface,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        changed: Option<Vec<&'static str>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        old: Option<&'a Interface>,
-    },
-    Address {
-        interface: Option<String>,
-        ifindex: u32,
-        #[serde(flatten)]
-        addr: AddressJson<'a>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        old_flags: Option<AddressFlags>,
-    },
-    Route(RouteJson<'a>),
-    Rule(&'a Rule),
-    Lagged {
-        missed: u64,
-    },
-    Empty {},
-}
-
-impl<'a> Line<'a> {
-    /// Adds the connectivity to a `ready` line.
-    pub fn with_connectivity(mut self, c: &Connectivity) -> Self {
-        if let Body::Ready { state } = self.body {
-            self.body = Body::Ready {
-                state: state.with_connectivity(c),
-            };
-        }
-        self
-    }
-
-    pub fn new(n: &'a Notification, names: &Names) -> Line<'a> {
-        let time = rfc3339(n.time());
-        let (kind, body) = match n {
-            Notification::Ready { snapshot, .. } => (
-                "ready",
-                Body::Ready {
-                    state: Status::new(snapshot),
-                },
-            ),
-            Notification::Change { event, .. } => (event.type_name(), event_body(event, names)),
-            Notification::Resynced { .. } => ("resynced", Body::Empty {}),
-            Notification::Lagged { missed, .. } => ("lagged", Body::Lagged { missed: *missed }),
-            _ => ("unknown", Body::Empty {}),
-        };
-        Line {
-            seq: n.seq(),
-            time,
-            kind,
-            body,
-        }
-    }
-}
-
-fn event_body<'a>(event: &'a Event, names: &Names) -> Body<'a> {
-    let addr = |a: &'a Address, old_flags| Body::Address {
-        interface: names.get(a.interface).map(str::to_owned),
-        ifindex: a.interface,
-        addr: AddressJson::from(a),
-        old_flags,
-    };
-    match event {
-        Event::InterfaceAdded(i) | Event::InterfaceRemoved(i) => Body::Interface {
-            iface: i,
-            changed: None,
-            old: None,
-        },
-        Event::InterfaceChanged { old, new, changes } => Body::Interface {
-            iface: new,
-            changed: Some(changes.names().collect()),
-            old: Some(old),
-        },
-        Event::AddressAdded(a) | Event::AddressRemoved(a) => addr(a, None),
-        Event::AddressChanged { old, new } => addr(new, Some(old.flags)),
-        Event::RouteAdded(r) | Event::RouteRemoved(r) => Body::Route(RouteJson::new(r, names)),
-        Event::RuleAdded(r) | Event::RuleRemoved(r) => Body::Rule(r),
-        _ => Body::Empty {},
-    }
-}
-
-/// `reach --json`, and each line of `reach --watch --json` (with `type`, `seq`, `time` and
-/// `initial`). `interface` is the output interface when reachable, and the interface the reason
-/// is about (if any) when not; `reason` is the reason in words, `reason_kind` its name and
-/// `reason_data` the reason with its fields.
-#[derive(Serialize)]
-pub struct Reach<'a> {
+pub struct Reach {
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     kind: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    seq: Option<u64>,
+    #[serde(flatten)]
+    change: Option<ReachChange>,
     #[serde(skip_serializing_if = "Option::is_none")]
     time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     initial: Option<bool>,
+    schema_version: u32,
     local: Option<IpAddr>,
     remote: IpAddr,
     reachable: bool,
-    reason: Option<String>,
-    reason_kind: Option<&'static str>,
-    reason_data: Option<&'a Reason>,
+    reason: Option<ReasonJson>,
     interface: Option<String>,
     gateway: Option<IpAddr>,
     source: Option<IpAddr>,
 }
 
-impl<'a> Reach<'a> {
+/// The place of a `reachability_changed` line in the monitor's stream.
+#[derive(Serialize)]
+struct ReachChange {
+    seq: u64,
+    cause_seq: u64,
+}
+
+impl Reach {
     /// The state of `remote` from `local` (`None`: the kernel chose no source).
-    pub fn new(local: Option<IpAddr>, remote: IpAddr, state: &'a Reachability) -> Reach<'a> {
+    pub fn new(local: Option<IpAddr>, remote: IpAddr, state: &Reachability) -> Reach {
         let path = state.path();
         let reason = state.reason();
         Reach {
             kind: None,
-            seq: None,
+            change: None,
             time: None,
             initial: None,
+            schema_version: SCHEMA_VERSION,
             local,
             remote,
             reachable: path.is_some(),
-            reason: reason.map(ToString::to_string),
-            reason_kind: reason.map(Reason::kind_name),
-            reason_data: reason,
+            reason: reason.map(ReasonJson::new),
             interface: match (path, reason) {
                 (Some(p), _) => Some(p.interface_name.clone()),
                 (None, Some(r)) => reason_interface(r),
@@ -447,24 +427,33 @@ impl<'a> Reach<'a> {
         }
     }
 
-    /// As a line of `reach --watch --json`.
-    pub fn changed(mut self, seq: u64, time: SystemTime, initial: bool) -> Reach<'a> {
+    /// As a `reachability_changed` line of `reach --watch --json`: item `seq` of the stream,
+    /// caused by the model change `cause_seq`.
+    pub fn changed(mut self, seq: u64, cause_seq: u64, time: SystemTime, initial: bool) -> Reach {
         self.kind = Some("reachability_changed");
-        self.seq = Some(seq);
+        self.change = Some(ReachChange { seq, cause_seq });
         self.time = Some(rfc3339(time));
         self.initial = Some(initial);
         self
     }
+
+    /// As a `lagged` line of `reach --watch --json`: changes were dropped, this is the state
+    /// now (no `seq`: it is no item of the stream).
+    pub fn lagged(mut self, time: SystemTime) -> Reach {
+        self.kind = Some("lagged");
+        self.time = Some(rfc3339(time));
+        self
+    }
 }
 
-/// The interface a reason is about, by name.
+/// The interface a reason is about, by name (`None` for one that is gone: the reason has its
+/// index).
 fn reason_interface(reason: &Reason) -> Option<String> {
     match reason {
         Reason::InterfaceDown { interface }
         | Reason::CarrierLost { interface }
         | Reason::LinkDown { interface } => Some(interface.name.clone()),
         Reason::InterfaceMismatch { path_interface, .. } => Some(path_interface.name.clone()),
-        Reason::InterfaceGone { interface } => Some(format!("#{interface}")),
         _ => None,
     }
 }
@@ -473,3 +462,6 @@ fn reason_interface(reason: &Reason) -> Option<String> {
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_micros(t).to_string()
 }
+
+#[cfg(test)]
+mod tests;
