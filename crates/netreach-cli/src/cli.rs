@@ -44,72 +44,17 @@ pub enum Command {
     Watch(ViewArgs),
     /// Verify internet access with an HTTP probe on each interface and family: full, portal
     /// (captive portal), limited, or none. Exit 0 when some probe says full, 1 otherwise.
-    Probe {
-        /// Probe only this interface (repeatable).
-        #[arg(long = "interface", value_name = "NAME")]
-        interfaces: Vec<String>,
-        /// Probe only this family.
-        #[arg(long, value_enum)]
-        family: Option<OneFamily>,
-        /// One JSON object instead of lines.
-        #[arg(long)]
-        json: bool,
-        /// Give up on each probe after this many seconds (same as --probe-timeout).
-        #[arg(long, value_name = "SECONDS", value_parser = seconds)]
-        timeout: Option<f64>,
-        #[command(flatten)]
-        endpoint: ProbeArgs,
-    },
+    Probe(ProbeCmdArgs),
     /// Wait until the network is online (or the level asked for), like
     /// systemd-networkd-wait-online. Exit 0 once it is, 1 on timeout, 2 on bad input.
-    WaitOnline {
-        /// Give up after this many seconds (0: check once).
-        #[arg(long, value_name = "SECONDS", default_value_t = 120.0, value_parser = seconds)]
-        timeout: f64,
-        /// The level to wait for.
-        #[arg(long, value_enum, default_value_t = LevelArg::Internet)]
-        level: LevelArg,
-        /// Which family must reach it: either one, or both.
-        #[arg(long, value_enum, default_value_t = FamilyArg::Any)]
-        family: FamilyArg,
-        /// Consider only these interfaces (a name or a pattern like `eth*`; repeatable).
-        #[arg(long = "interface", value_name = "NAME")]
-        interfaces: Vec<Pattern>,
-        /// Wait until an HTTP probe verifies full internet access (not just a default route).
-        #[arg(long)]
-        verified: bool,
-        #[command(flatten)]
-        rules: RuleArgs,
-        #[command(flatten)]
-        endpoint: ProbeArgs,
-    },
+    WaitOnline(WaitOnlineArgs),
     /// Can REMOTE be reached from here, and by which path? Prints reachability, the reason
     /// when not, the output interface, gateway and source. Exit 0 when reachable, 1 when not,
     /// 2 on bad input.
     ///
     /// The kernel's own route lookup decides (policy routing included), and the rules of
     /// docs/reachability.md judge its answer.
-    Reach {
-        /// The remote address (IPv4 or IPv6).
-        #[arg(value_name = "REMOTE")]
-        remote: IpAddr,
-        /// Send from this address of this host. Default: the source the kernel would choose;
-        /// with --watch and no route now, a usable address of the remote's family (one on
-        /// --interface, if given).
-        #[arg(long, value_name = "ADDR")]
-        local: Option<IpAddr>,
-        /// Use only this output interface, as a socket bound to it would.
-        #[arg(long, value_name = "NAME")]
-        interface: Option<String>,
-        /// Keep running and print one line per change (reachability, reason or path), flushed
-        /// at once. The first line is the state found by the first lookup.
-        #[arg(long)]
-        watch: bool,
-        /// JSON: one object; with --watch one object per line, each of
-        /// `"type":"reachability_changed"`.
-        #[arg(long)]
-        json: bool,
-    },
+    Reach(ReachArgs),
     /// Print shell completions for SHELL (bash, zsh, fish, elvish, powershell).
     #[command(hide = true)]
     Completions {
@@ -135,6 +80,73 @@ pub struct ViewArgs {
     pub rules: RuleArgs,
     #[command(flatten)]
     pub endpoint: ProbeArgs,
+}
+
+/// `probe`.
+#[derive(Debug, Clone, Args)]
+pub struct ProbeCmdArgs {
+    /// Probe only this interface (repeatable).
+    #[arg(long = "interface", value_name = "NAME")]
+    pub interfaces: Vec<String>,
+    /// Probe only this family.
+    #[arg(long, value_enum)]
+    pub family: Option<OneFamily>,
+    /// One JSON object instead of lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Give up on each probe after this many seconds (same as --probe-timeout).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub timeout: Option<f64>,
+    #[command(flatten)]
+    pub endpoint: ProbeArgs,
+}
+
+/// `wait-online`.
+#[derive(Debug, Clone, Args)]
+pub struct WaitOnlineArgs {
+    /// Give up after this many seconds (0: check once).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120.0, value_parser = seconds)]
+    pub timeout: f64,
+    /// The level to wait for.
+    #[arg(long, value_enum, default_value_t = LevelArg::Internet)]
+    pub level: LevelArg,
+    /// Which family must reach it: either one, or both.
+    #[arg(long, value_enum, default_value_t = FamilyArg::Any)]
+    pub family: FamilyArg,
+    /// Consider only these interfaces (a name or a pattern like `eth*`; repeatable).
+    #[arg(long = "interface", value_name = "NAME")]
+    pub interfaces: Vec<Pattern>,
+    /// Wait until an HTTP probe verifies full internet access (not just a default route).
+    #[arg(long)]
+    pub verified: bool,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    #[command(flatten)]
+    pub endpoint: ProbeArgs,
+}
+
+/// `reach`.
+#[derive(Debug, Clone, Args)]
+pub struct ReachArgs {
+    /// The remote address (IPv4 or IPv6).
+    #[arg(value_name = "REMOTE")]
+    pub remote: IpAddr,
+    /// Send from this address of this host. Default: the source the kernel would choose;
+    /// with --watch and no route now, a usable address of the remote's family (one on
+    /// --interface, if given).
+    #[arg(long, value_name = "ADDR")]
+    pub local: Option<IpAddr>,
+    /// Use only this output interface, as a socket bound to it would.
+    #[arg(long, value_name = "NAME")]
+    pub interface: Option<String>,
+    /// Keep running and print one line per change (reachability, reason or path), flushed
+    /// at once. The first line is the state found by the first lookup.
+    #[arg(long)]
+    pub watch: bool,
+    /// JSON: one object; with --watch one object per line, each of
+    /// `"type":"reachability_changed"`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of the connectivity rules.

@@ -92,85 +92,26 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Outcome {
-    let netns = cmd::Scope {
-        netns: cmd::netns(cli.netns.as_deref())?,
-        backend: match cli.backend {
-            cli::BackendArg::Netlink => netreach::BackendKind::Netlink,
-            cli::BackendArg::Polling => netreach::BackendKind::Polling {
-                interval: std::time::Duration::from_secs_f64(cli.poll_interval),
-            },
-        },
-    };
-    match cli.command {
-        Command::Status(v) => {
-            let probe = v
-                .probe
-                .then(|| cmd::probe::config(&v.endpoint))
-                .transpose()?;
-            cmd::status::run(&netns, v.json, &v.rules, probe)
-        }
-        Command::Watch(v) => {
-            let probe = v
-                .probe
-                .then(|| cmd::probe::config(&v.endpoint))
-                .transpose()?;
-            cmd::watch::run(&netns, v.json, &v.rules, probe)
-        }
-        Command::Probe {
-            interfaces,
-            family,
-            json,
-            timeout,
-            mut endpoint,
-        } => {
-            if let Some(t) = timeout {
-                endpoint.probe_timeout = t;
-            }
-            cmd::probe::run(&netns, &interfaces, family, json, &endpoint)
-        }
-        Command::WaitOnline {
-            timeout,
-            level,
-            family,
-            interfaces,
-            verified,
-            rules,
-            endpoint,
-        } => {
-            let probe = verified
-                .then(|| cmd::probe::config(&endpoint))
-                .transpose()?;
-            cmd::wait_online::run(
-                &netns,
-                cmd::wait_online::Condition {
-                    level: level.into(),
-                    family,
-                    interfaces,
+    let scope = || -> Result<cmd::Scope, Failure> {
+        Ok(cmd::Scope {
+            netns: cmd::netns(cli.netns.as_deref())?,
+            backend: match cli.backend {
+                cli::BackendArg::Netlink => netreach::BackendKind::Netlink,
+                cli::BackendArg::Polling => netreach::BackendKind::Polling {
+                    interval: std::time::Duration::from_secs_f64(cli.poll_interval),
                 },
-                std::time::Duration::from_secs_f64(timeout),
-                &rules,
-                probe,
-            )
-        }
-        Command::Reach {
-            remote,
-            local,
-            interface,
-            watch,
-            json,
-        } => cmd::reach::run(
-            &netns,
-            cmd::reach::Args {
-                remote,
-                local,
-                interface,
-                watch,
-                json,
             },
-        ),
+        })
+    };
+    match &cli.command {
+        Command::Status(a) => cmd::status::run(&scope()?, a),
+        Command::Watch(a) => cmd::watch::run(&scope()?, a),
+        Command::Probe(a) => cmd::probe::run(&scope()?, a),
+        Command::WaitOnline(a) => cmd::wait_online::run(&scope()?, a),
+        Command::Reach(a) => cmd::reach::run(&scope()?, a),
         Command::Completions { shell } => {
             let mut c = Cli::command();
-            clap_complete::generate(shell, &mut c, "netreach", &mut io::stdout());
+            clap_complete::generate(*shell, &mut c, "netreach", &mut io::stdout());
             Ok(ExitCode::SUCCESS)
         }
         Command::Man => {

@@ -10,7 +10,7 @@ use netreach::core::probe::ProbeReason;
 use netreach::probe::{ProbeEndpoint, ProbeResult, ProbeVerdict};
 use netreach::{Family, Monitor, Netns, ProbeConfig};
 
-use crate::cli::{OneFamily, ProbeArgs};
+use crate::cli::{OneFamily, ProbeArgs, ProbeCmdArgs};
 use crate::{Failure, Outcome};
 
 /// The endpoint and timeout the flags ask for.
@@ -105,24 +105,23 @@ pub fn probe_all(
     results
 }
 
-pub fn run(
-    netns: &super::Scope,
-    interfaces: &[String],
-    family: Option<OneFamily>,
-    as_json: bool,
-    args: &ProbeArgs,
-) -> Outcome {
-    let config = config(args)?;
-    let monitor = netns.monitor()?;
-    if let Some(bad) = interfaces
+pub fn run(scope: &super::Scope, args: &ProbeCmdArgs) -> Outcome {
+    let mut endpoint = args.endpoint.clone();
+    if let Some(t) = args.timeout {
+        endpoint.probe_timeout = t;
+    }
+    let config = config(&endpoint)?;
+    let monitor = scope.monitor()?;
+    if let Some(bad) = args
+        .interfaces
         .iter()
         .find(|n| monitor.snapshot().interface_by_name(n).is_none())
     {
         return Err(Failure::input(format!("no interface named {bad:?}")));
     }
-    let results = probe_all(&monitor, &config, interfaces, family);
+    let results = probe_all(&monitor, &config, &args.interfaces, args.family);
     let mut out = io::stdout().lock();
-    if as_json {
+    if args.json {
         let report = netreach::Verification::from_results(results.clone());
         serde_json::to_writer(&mut out, &report).map_err(io::Error::from)?;
         writeln!(out)?;

@@ -9,20 +9,12 @@ use std::time::SystemTime;
 use netreach::core::reach::{InterfaceRef, Reachability, Target};
 use netreach::{ConnectionMonitor, Family, Monitor, ReachNotification, Snapshot};
 
+use crate::cli::ReachArgs;
 use crate::output::{human, json};
 use crate::{Failure, Outcome};
 
-/// What `reach` was asked.
-pub struct Args {
-    pub remote: IpAddr,
-    pub local: Option<IpAddr>,
-    pub interface: Option<String>,
-    pub watch: bool,
-    pub json: bool,
-}
-
-pub fn run(netns: &super::Scope, args: Args) -> Outcome {
-    let monitor = netns.monitor()?;
+pub fn run(scope: &super::Scope, args: &ReachArgs) -> Outcome {
+    let monitor = scope.monitor()?;
     let conn = ConnectionMonitor::new(&monitor);
     let interface = args.interface.clone().map(InterfaceRef::Name);
     let target = match args.local {
@@ -33,12 +25,12 @@ pub fn run(netns: &super::Scope, args: Args) -> Outcome {
             Err(netreach::Error::NoSource { remote, reason }) => {
                 let state = Reachability::Unreachable(reason);
                 if !args.watch {
-                    print_once(&args, None, remote, &state)?;
+                    print_once(args, None, remote, &state)?;
                     return Ok(ExitCode::from(1));
                 }
                 let snap = monitor.snapshot();
                 let Some(local) = fallback_local(&snap, remote, args.interface.as_deref()) else {
-                    print_once(&args, None, remote, &state)?;
+                    print_once(args, None, remote, &state)?;
                     return Err(Failure::from(io::Error::other(format!(
                         "no {} address on this host to watch {remote} from; pass --local",
                         Family::of(&remote).as_str()
@@ -57,7 +49,7 @@ pub fn run(netns: &super::Scope, args: Args) -> Outcome {
         return watch(&monitor, &conn, &target, args.json);
     }
     let state = conn.check(&target)?;
-    print_once(&args, Some(target.local()), target.remote(), &state)?;
+    print_once(args, Some(target.local()), target.remote(), &state)?;
     Ok(exit_code(&state))
 }
 
@@ -70,7 +62,7 @@ fn exit_code(state: &Reachability) -> ExitCode {
 }
 
 fn print_once(
-    args: &Args,
+    args: &ReachArgs,
     local: Option<IpAddr>,
     remote: IpAddr,
     state: &Reachability,

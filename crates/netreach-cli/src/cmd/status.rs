@@ -3,27 +3,26 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use netreach::{ProbeConfig, StatusMonitor};
+use netreach::StatusMonitor;
 
 use crate::Outcome;
-use crate::cli::RuleArgs;
+use crate::cli::ViewArgs;
 use crate::output::{human, json};
 
-pub fn run(
-    netns: &super::Scope,
-    as_json: bool,
-    rules: &RuleArgs,
-    probe: Option<ProbeConfig>,
-) -> Outcome {
-    let monitor = netns.monitor()?;
-    let status = StatusMonitor::new(&monitor, super::config(rules));
+pub fn run(scope: &super::Scope, args: &ViewArgs) -> Outcome {
+    let probe = args
+        .probe
+        .then(|| super::probe::config(&args.endpoint))
+        .transpose()?;
+    let monitor = scope.monitor()?;
+    let status = StatusMonitor::new(&monitor, super::config(&args.rules));
     let snap = monitor.snapshot();
     let conn = status.connectivity();
     let probes = probe
         .as_ref()
         .map(|config| super::probe::probe_all(&monitor, config, &[], None));
     let mut out = io::stdout().lock();
-    if as_json {
+    if args.json {
         let mut doc = json::Status::new(&snap).with_connectivity(&conn);
         if let Some(p) = &probes {
             doc = doc.with_probes(p);

@@ -8,13 +8,13 @@ use netreach::core::connectivity::{Connectivity, Level, Pattern};
 use netreach::{Family, ProbeConfig, StatusMonitor};
 
 use crate::Outcome;
-use crate::cli::{FamilyArg, RuleArgs};
+use crate::cli::{FamilyArg, WaitOnlineArgs};
 
 /// What to wait for.
-pub struct Condition {
-    pub level: Level,
-    pub family: FamilyArg,
-    pub interfaces: Vec<Pattern>,
+struct Condition {
+    level: Level,
+    family: FamilyArg,
+    interfaces: Vec<Pattern>,
 }
 
 impl Condition {
@@ -49,15 +49,19 @@ impl Condition {
     }
 }
 
-pub fn run(
-    netns: &super::Scope,
-    cond: Condition,
-    timeout: Duration,
-    rules: &RuleArgs,
-    probe: Option<ProbeConfig>,
-) -> Outcome {
-    let monitor = netns.monitor()?;
-    let mut config = super::config(rules);
+pub fn run(scope: &super::Scope, args: &WaitOnlineArgs) -> Outcome {
+    let probe: Option<ProbeConfig> = args
+        .verified
+        .then(|| super::probe::config(&args.endpoint))
+        .transpose()?;
+    let cond = Condition {
+        level: args.level.into(),
+        family: args.family,
+        interfaces: args.interfaces.clone(),
+    };
+    let timeout = Duration::from_secs_f64(args.timeout);
+    let monitor = scope.monitor()?;
+    let mut config = super::config(&args.rules);
     for p in &cond.interfaces {
         config = config.with_only(p.clone());
     }

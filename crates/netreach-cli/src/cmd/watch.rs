@@ -5,22 +5,23 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use netreach::{Notification, ProbeConfig, StatusMonitor};
+use netreach::{Notification, StatusMonitor};
 
 use crate::Outcome;
-use crate::cli::RuleArgs;
+use crate::cli::ViewArgs;
 use crate::output::{human, json};
 
-pub fn run(
-    netns: &super::Scope,
-    as_json: bool,
-    rules: &RuleArgs,
-    probe: Option<ProbeConfig>,
-) -> Outcome {
-    let monitor = netns.monitor()?;
+pub fn run(scope: &super::Scope, args: &ViewArgs) -> Outcome {
+    let as_json = args.json;
+    let probe = args
+        .probe
+        .then(|| super::probe::config(&args.endpoint))
+        .transpose()?;
+    let monitor = scope.monitor()?;
+    let rules = super::config(&args.rules);
     let status = match probe {
-        Some(p) => StatusMonitor::with_probe(&monitor, super::config(rules), p),
-        None => StatusMonitor::new(&monitor, super::config(rules)),
+        Some(p) => StatusMonitor::with_probe(&monitor, rules, p),
+        None => StatusMonitor::new(&monitor, rules),
     };
     let mut stream = monitor.stream();
     let mut names = json::Names::default();
