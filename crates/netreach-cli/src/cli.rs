@@ -19,7 +19,8 @@ pub struct Cli {
     pub backend: BackendArg,
 
     /// Seconds between two dumps with --backend polling.
-    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 2.0, value_parser = positive_seconds)]
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 2.0,
+          value_parser = positive_seconds, allow_negative_numbers = true)]
     pub poll_interval: f64,
 
     #[command(subcommand)]
@@ -95,7 +96,7 @@ pub struct ProbeCmdArgs {
     #[arg(long)]
     pub json: bool,
     /// Give up on each probe after this many seconds (same as --probe-timeout).
-    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, allow_negative_numbers = true)]
     pub timeout: Option<f64>,
     #[command(flatten)]
     pub endpoint: ProbeArgs,
@@ -105,7 +106,8 @@ pub struct ProbeCmdArgs {
 #[derive(Debug, Clone, Args)]
 pub struct WaitOnlineArgs {
     /// Give up after this many seconds (0: check once).
-    #[arg(long, value_name = "SECONDS", default_value_t = 120.0, value_parser = seconds)]
+    #[arg(long, value_name = "SECONDS", default_value = "120",
+          value_parser = seconds, allow_negative_numbers = true)]
     pub timeout: f64,
     /// The level to wait for.
     #[arg(long, value_enum, default_value_t = LevelArg::Internet)]
@@ -187,12 +189,22 @@ pub enum FamilyArg {
     Both,
 }
 
+/// Seconds: a number (`2.5`) or a span (`2min`, `30s`, `1h 5m`), from 0 to 1e9.
 fn seconds(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !v.is_finite() || !(0.0..=1e9).contains(&v) {
-        return Err(format!("{s:?} is not a number of seconds from 0 to 1e9"));
+    let v: f64 = match s.trim().parse::<f64>() {
+        Ok(v) => v,
+        Err(_) => humantime::parse_duration(s)
+            .map_err(|_| format!("{s:?} is not a duration: give seconds (2.5) or a span (2min)"))?
+            .as_secs_f64(),
+    };
+    if v.is_nan() {
+        return Err("NaN is not a number of seconds".to_owned());
+    }
+    if v < 0.0 {
+        return Err(format!("{s} is negative: give a duration of 0 or more"));
+    }
+    if v > 1e9 {
+        return Err(format!("{s} is too long: at most 1e9 seconds"));
     }
     Ok(v)
 }
@@ -200,7 +212,7 @@ fn seconds(s: &str) -> Result<f64, String> {
 fn positive_seconds(s: &str) -> Result<f64, String> {
     let v = seconds(s)?;
     if v < 0.001 {
-        return Err(format!("{s:?} is too short: at least 0.001 seconds"));
+        return Err(format!("{s} is too short: at least 0.001 seconds"));
     }
     Ok(v)
 }
@@ -219,7 +231,8 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "TEXT")]
     pub expect_body: Option<String>,
     /// Give up on one probe after this many seconds (DNS, connect and response together).
-    #[arg(long = "probe-timeout", value_name = "SECONDS", default_value_t = 5.0, value_parser = seconds)]
+    #[arg(long = "probe-timeout", value_name = "SECONDS", default_value = "5",
+          value_parser = seconds, allow_negative_numbers = true)]
     pub probe_timeout: f64,
 }
 
@@ -239,5 +252,15 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_valid() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds_explain_bad_values() {
+        use super::seconds;
+        assert!(seconds("-1").unwrap_err().contains("negative"));
+        assert!(seconds("soon").unwrap_err().contains("not a duration"));
+        assert!(seconds("2e9").unwrap_err().contains("too long"));
+        assert_eq!(seconds("1.5"), Ok(1.5));
+        assert_eq!(seconds("30s"), Ok(30.0));
     }
 }

@@ -4,6 +4,9 @@
 //! line on stderr. Exit codes: 0 success; 1 the condition asked for does not hold (not online in
 //! time, not reachable), or a run-time failure; 2 bad input (flags, namespace, an address that
 //! makes no valid target, an unknown interface). A closed output pipe counts as success.
+//!
+//! A mistake in the flags is the exception to "one line": clap's own message is printed whole
+//! (what is wrong, the suggestion or the possible values, the usage), as clap formats it.
 
 mod cli;
 mod cmd;
@@ -68,17 +71,11 @@ impl From<io::Error> for Failure {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            // --help and --version.
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
         Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("netreach: {first} (see 'netreach --help')");
-            return ExitCode::from(2);
+            // --help and --version go to stdout (exit 0), a mistake to stderr (exit 2). A
+            // closed pipe is nothing to report.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
     match run(cli) {

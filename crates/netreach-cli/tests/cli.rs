@@ -241,13 +241,13 @@ fn watch_json_starts_ready_then_streams_changes() {
     child.wait().unwrap();
 }
 
+/// netreach's own errors are one line; a mistake in the flags is clap's whole message
+/// (`parser_errors_are_printed_whole`).
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
     for args in [
         vec!["--netns", "nrt-no-such-ns", "status"],
         vec!["--netns", "bad/../name/x", "status"],
-        vec!["status", "--bogus"],
-        vec!["frobnicate"],
     ] {
         let out = netreach().args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -370,4 +370,51 @@ fn a_symlink_loop_as_namespace_fails_with_exit_2() {
     // The rest is the OS's text for ELOOP.
     assert!(err.starts_with(&want), "{err}");
     assert!(err.trim_end().ends_with("(os error 40)"), "{err}");
+}
+
+/// A mistake in the flags is printed whole, as clap formats it: what is wrong, the suggestion
+/// or the possible values, the usage. Exit 2.
+#[test]
+fn parser_errors_are_printed_whole() {
+    for (args, says) in [
+        (
+            vec!["reach"],
+            vec![
+                "required arguments were not provided",
+                "<REMOTE>",
+                "Usage: netreach reach",
+            ],
+        ),
+        (
+            vec!["statsu"],
+            vec![
+                "unrecognized subcommand",
+                "similar subcommand exists: 'status'",
+            ],
+        ),
+        (
+            vec!["status", "--bogus"],
+            vec!["unexpected argument '--bogus'", "Usage:"],
+        ),
+        (
+            vec!["wait-online", "--level", "bogus"],
+            vec!["possible values: local, site, internet"],
+        ),
+        (
+            vec!["wait-online", "--timeout", "-1"],
+            vec!["invalid value '-1' for '--timeout", "negative"],
+        ),
+    ] {
+        let out = output_within_10s(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let err = String::from_utf8(out.stderr).expect("UTF-8");
+        assert!(
+            err.lines().count() > 1,
+            "{args:?}: the whole message: {err}"
+        );
+        for s in says {
+            assert!(err.contains(s), "{args:?}: {s:?} in {err}");
+        }
+    }
 }
