@@ -1,13 +1,24 @@
-//! The command-line interface, defined once: help, man page and completions all come from it.
+//! The command-line interface, defined once: help, man pages and completions all come from it.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use netreach::core::connectivity::{Level, Pattern};
 
-/// Watch network connectivity: interfaces, addresses, routes, and what changes.
+/// Know when the network is up, and whether a path still works.
+///
+/// netreach watches a Linux network namespace through the kernel's own rtnetlink notifications
+/// (interfaces, addresses, routes and policy rules) and says how connected it is, per IP family:
+/// disconnected, local (a running interface with an address), site (a route beyond the link) or
+/// internet (a usable default route). It can wait until a level is reached, explain whether and
+/// how a remote address is reached, and verify internet access with an HTTP probe.
+///
+/// Output is for people by default and for programs with --json. Exit status: 0 success; 1 the
+/// condition asked for does not hold (not online in time, not reachable) or a run-time failure;
+/// 2 bad input. A closed output pipe counts as success.
 #[derive(Debug, Parser)]
-#[command(name = "netreach", version, about, propagate_version = true)]
+#[command(name = "netreach", version, propagate_version = true)]
 pub struct Cli {
     /// Run inside this network namespace (a name from `ip netns`, or a path to a namespace file).
     #[arg(long, global = true, value_name = "NAME")]
@@ -56,15 +67,20 @@ pub enum Command {
     /// The kernel's own route lookup decides (policy routing included), and the rules of
     /// docs/reachability.md judge its answer.
     Reach(ReachArgs),
-    /// Print shell completions for SHELL (bash, zsh, fish, elvish, powershell).
-    #[command(hide = true)]
+    /// Print a shell completion script for SHELL on standard output.
+    ///
+    /// bash: `netreach completions bash > /etc/bash_completion.d/netreach`; zsh: into a
+    /// directory of $fpath as `_netreach`; fish: into ~/.config/fish/completions/netreach.fish.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) on standard output.
-    #[command(hide = true)]
-    Man,
+    /// Print a man page (roff) on standard output, or write every page into a directory.
+    ///
+    /// `netreach man` prints netreach(1), `netreach man wait-online` prints
+    /// netreach-wait-online(1), and `netreach man --dir /usr/local/share/man/man1` writes
+    /// netreach.1 and one page per subcommand.
+    Man(ManArgs),
 }
 
 /// What `status` and `watch` show and how.
@@ -151,6 +167,17 @@ pub struct ReachArgs {
     pub json: bool,
 }
 
+/// `man`.
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (default: the page of netreach itself).
+    #[arg(value_name = "COMMAND", value_parser = subcommand_name, conflicts_with = "dir")]
+    pub page: Option<String>,
+    /// Write every page (netreach.1, netreach-status.1, ...) into this directory instead.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
 /// Options of the connectivity rules.
 #[derive(Debug, Clone, Args)]
 pub struct RuleArgs {
@@ -215,6 +242,18 @@ fn positive_seconds(s: &str) -> Result<f64, String> {
         return Err(format!("{s} is too short: at least 0.001 seconds"));
     }
     Ok(v)
+}
+
+/// A subcommand that has a man page.
+fn subcommand_name(s: &str) -> Result<String, String> {
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    let names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+    if names.contains(&s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("no such command (expected {})", names.join(", ")))
+    }
 }
 
 /// What the HTTP probe fetches. Without `--url`, a well-known public check endpoint (see

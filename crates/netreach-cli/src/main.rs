@@ -15,7 +15,7 @@ mod output;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 
 use crate::cli::{Cli, Command};
 
@@ -82,7 +82,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(f) if is_broken_pipe(&*f.error) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("netreach: {}", chain(&*f.error));
+            complain(&chain(&*f.error));
             ExitCode::from(f.code)
         }
     }
@@ -106,18 +106,15 @@ fn run(cli: Cli) -> Outcome {
         Command::Probe(a) => cmd::probe::run(&scope()?, a),
         Command::WaitOnline(a) => cmd::wait_online::run(&scope()?, a),
         Command::Reach(a) => cmd::reach::run(&scope()?, a),
-        Command::Completions { shell } => {
-            let mut c = Cli::command();
-            clap_complete::generate(*shell, &mut c, "netreach", &mut io::stdout());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Man => {
-            let mut out = io::stdout().lock();
-            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
-            out.flush()?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Completions { shell } => cmd::docs::completions(*shell),
+        Command::Man(a) => cmd::docs::man(a),
     }
+}
+
+/// Prints `netreach: MESSAGE` on stderr. A closed stderr is ignored (`eprintln!` would
+/// panic).
+pub fn complain(message: &str) {
+    let _ = writeln!(io::stderr().lock(), "netreach: {message}");
 }
 
 /// The error and its causes on one line: `a: b: c`.

@@ -418,3 +418,151 @@ fn parser_errors_are_printed_whole() {
         }
     }
 }
+
+/// Runs netreach with stdout on a pipe whose reading end is already closed, so every write
+/// fails with EPIPE; kills it and fails the test when it runs longer than 10 s.
+fn output_into_a_closed_pipe(args: &[&str]) -> Output {
+    let (reader, writer) = rustix::pipe::pipe().expect("pipe");
+    drop(reader);
+    let mut child = netreach()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start netreach");
+    let end = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("wait for netreach").is_none() {
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("netreach {args:?} still ran after 10 s: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("read netreach's output")
+}
+
+/// `netreach completions zsh | head -1` and the like: a reader that went away is success,
+/// for every command, the generated texts included.
+#[test]
+fn every_command_treats_a_closed_pipe_as_success() {
+    let ns = Ns::new("cliepipe");
+    ns.veth("e0", "e1");
+    let mut runs: Vec<Vec<&str>> = vec![
+        vec!["completions", "zsh"],
+        vec!["completions", "bash"],
+        vec!["completions", "fish"],
+        vec!["man"],
+        vec!["man", "wait-online"],
+        vec!["--help"],
+        vec!["wait-online", "--help"],
+        vec!["--version"],
+    ];
+    for cmd in [
+        vec!["status"],
+        vec!["status", "--json"],
+        vec!["watch"],
+        vec!["watch", "--json"],
+        vec!["reach", "127.0.0.1"],
+        vec!["reach", "127.0.0.1", "--json"],
+        vec!["reach", "127.0.0.1", "--watch"],
+    ] {
+        let mut v = vec!["--netns", ns.name.as_str()];
+        v.extend(cmd);
+        runs.push(v);
+    }
+    for args in runs {
+        let out = output_into_a_closed_pipe(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// The subcommands `netreach --help` lists.
+fn listed_subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn help_describes_the_tool_lists_every_command_and_wraps() {
+    let out = netreach()
+        .arg("--help")
+        .env("COLUMNS", "60")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        help.starts_with("Know when the network is up"),
+        "the tool, not the crate: {help}"
+    );
+    assert!(!help.contains("command-line tool"), "{help}");
+    let subs = listed_subcommands(&help);
+    for c in [
+        "status",
+        "watch",
+        "probe",
+        "wait-online",
+        "reach",
+        "completions",
+        "man",
+    ] {
+        assert!(subs.iter().any(|s| s == c), "{c} in {subs:?}");
+    }
+    for l in help.lines() {
+        assert!(l.chars().count() <= 60, "wrapped to COLUMNS=60: {l:?}");
+    }
+}
+
+/// `netreach man --dir DIR` writes netreach.1 and a page for every subcommand, and the top
+/// page names exactly pages that exist; `netreach man COMMAND` prints one of them.
+#[test]
+fn man_has_a_page_for_every_subcommand() {
+    let help = String::from_utf8(netreach().arg("--help").output().unwrap().stdout).unwrap();
+    let subs = listed_subcommands(&help);
+    let dir = TempDir::new("man");
+    let out = output_within_10s(&["man", "--dir", dir.0.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut files: Vec<String> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let mut want: Vec<String> = subs.iter().map(|s| format!("netreach-{s}.1")).collect();
+    want.push("netreach.1".to_owned());
+    want.sort();
+    assert_eq!(files, want);
+    let top = std::fs::read_to_string(dir.join("netreach.1")).unwrap();
+    for s in &subs {
+        let name = format!("netreach-{s}(1)").replace('-', "\\-");
+        assert!(top.contains(&name), "{s} named in netreach(1)");
+    }
+    let page = std::fs::read_to_string(dir.join("netreach-wait-online.1")).unwrap();
+    assert!(page.contains(".TH netreach-wait-online 1"), "{page}");
+    assert!(
+        page.contains(&format!("\"netreach {}\"", env!("CARGO_PKG_VERSION"))),
+        "{page}"
+    );
+    assert!(page.contains("\\-\\-interface"), "{page}");
+
+    let out = output_within_10s(&["man", "wait-online"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), page);
+    let out = output_within_10s(&["man", "bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod docs;
 pub mod probe;
 pub mod reach;
 pub mod status;

@@ -11,7 +11,7 @@ use netreach::probe::{ProbeEndpoint, ProbeResult, ProbeVerdict};
 use netreach::{Family, Monitor, Netns, ProbeConfig};
 
 use crate::cli::{OneFamily, ProbeArgs, ProbeCmdArgs};
-use crate::{Failure, Outcome};
+use crate::{Failure, Outcome, complain};
 
 /// The endpoint and timeout the flags ask for.
 pub fn config(args: &ProbeArgs) -> Result<ProbeConfig, Failure> {
@@ -95,9 +95,9 @@ pub fn probe_all(
         for (h, (name, f)) in handles.into_iter().zip(&todo) {
             match h.join() {
                 Ok(Ok(Ok(r))) => results.push(r),
-                Ok(Ok(Err(e))) => eprintln!("netreach: probe on {name} ({f}) could not run: {e}"),
-                Ok(Err(e)) => eprintln!("netreach: probe on {name} ({f}) could not run: {e}"),
-                Err(_) => eprintln!("netreach: probe on {name} ({f}) failed"),
+                Ok(Ok(Err(e))) => complain(&format!("probe on {name} ({f}) could not run: {e}")),
+                Ok(Err(e)) => complain(&format!("probe on {name} ({f}) could not run: {e}")),
+                Err(_) => complain(&format!("probe on {name} ({f}) failed")),
             }
         }
     });

@@ -7,8 +7,8 @@ use std::time::Duration;
 use netreach::core::connectivity::{Connectivity, Level, Pattern};
 use netreach::{Family, ProbeConfig, StatusMonitor};
 
-use crate::Outcome;
 use crate::cli::{FamilyArg, WaitOnlineArgs};
+use crate::{Outcome, complain};
 
 /// What to wait for.
 struct Condition {
@@ -77,10 +77,10 @@ pub fn run(scope: &super::Scope, args: &WaitOnlineArgs) -> Outcome {
                     }
                     None => format!("the probes say {}", v.internet),
                 };
-                eprintln!(
-                    "netreach: timed out after {}: internet access not verified: {detail}",
+                complain(&format!(
+                    "timed out after {}: internet access not verified: {detail}",
                     humantime::format_duration(timeout)
-                );
+                ));
                 Ok(ExitCode::from(1))
             }
         };
@@ -89,11 +89,11 @@ pub fn run(scope: &super::Scope, args: &WaitOnlineArgs) -> Outcome {
     match status.wait_until(Some(timeout), |c| cond.holds(c)) {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(last) => {
-            eprintln!(
-                "netreach: timed out after {}: {}",
+            complain(&format!(
+                "timed out after {}: {}",
                 humantime::format_duration(timeout),
                 cond.missing(&last)
-            );
+            ));
             Ok(ExitCode::from(1))
         }
     }
