@@ -14,9 +14,10 @@ use netreach::core::connectivity::{Level, Pattern};
 /// internet (a usable default route). It can wait until a level is reached, explain whether and
 /// how a remote address is reached, and verify internet access with an HTTP probe.
 ///
-/// Output is for people by default and for programs with --json. Exit status: 0 success; 1 the
-/// condition asked for does not hold (not online in time, not reachable) or a run-time failure;
-/// 2 bad input. A closed output pipe counts as success.
+/// Output is for people by default (in colour on a terminal, never with NO_COLOR set) and for
+/// programs with --json. Exit status: 0 success; 1 the condition asked for does not hold (not
+/// online in time, not reachable) or a run-time failure; 2 bad input. A closed output pipe
+/// counts as success.
 #[derive(Debug, Parser)]
 #[command(name = "netreach", version, propagate_version = true)]
 pub struct Cli {

@@ -111,10 +111,14 @@ fn run(cli: Cli) -> Outcome {
     }
 }
 
-/// Prints `netreach: MESSAGE` on stderr. A closed stderr is ignored (`eprintln!` would
-/// panic).
+/// Prints `netreach: MESSAGE` on stderr, control characters escaped. A closed stderr is
+/// ignored (`eprintln!` would panic).
 pub fn complain(message: &str) {
-    let _ = writeln!(io::stderr().lock(), "netreach: {message}");
+    let _ = writeln!(
+        io::stderr().lock(),
+        "netreach: {}",
+        output::human::escape(message)
+    );
 }
 
 /// The error and its causes on one line: `a: b: c`.

@@ -566,3 +566,174 @@ fn man_has_a_page_for_every_subcommand() {
     let out = output_within_10s(&["man", "bogus"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The lines of a running `netreach` (`watch`), read on a thread; killed on drop, also when
+/// the test fails.
+struct Lines {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Lines {
+    fn start(args: &[&str]) -> Lines {
+        let mut child = netreach()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in out.lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { child, lines }
+    }
+
+    /// Every line up to and including the first for which `last` holds.
+    fn until(&self, what: &str, last: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let l = self
+                .lines
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("no line {what}; saw {seen:#?}"));
+            let done = last(&l);
+            seen.push(l);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn json(l: &str) -> Value {
+    serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))
+}
+
+/// Runs netreach with stdout on a new pseudo-terminal and returns what it wrote there.
+fn output_on_a_terminal(args: &[&str], no_color: bool) -> Vec<u8> {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    use std::io::Read;
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("openpt");
+    grantpt(&master).expect("grantpt");
+    unlockpt(&master).expect("unlockpt");
+    let name = ptsname(&master, Vec::new()).expect("ptsname");
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .expect("open the terminal");
+    let mut cmd = netreach();
+    cmd.args(args)
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(slave))
+        .stderr(Stdio::null());
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    }
+    let mut child = cmd.spawn().expect("start netreach");
+    // The child must hold the terminal's last open end, so that reading ends when it exits.
+    drop(cmd);
+    let reader = std::thread::spawn(move || {
+        let mut master = std::fs::File::from(master);
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        // EIO once the last end of the terminal is closed.
+        while let Ok(n @ 1..) = master.read(&mut buf) {
+            all.extend_from_slice(&buf[..n]);
+        }
+        all
+    });
+    let end = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("netreach {args:?} still ran after 10 s on a terminal: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    reader.join().expect("read the terminal")
+}
+
+/// Every ESC in `out` starts a colour sequence (`ESC [`), none is raw.
+fn only_colour_escapes(out: &[u8]) -> bool {
+    out.windows(2).all(|w| w[0] != 0x1b || w[1] == b'[') && out.last() != Some(&0x1b)
+}
+
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    let ns = Ns::new("clicolour");
+    ns.veth("c0", "c1");
+    let args = ["--netns", ns.name.as_str(), "status"];
+    let tty = output_on_a_terminal(&args, false);
+    let text = String::from_utf8_lossy(&tty);
+    assert!(
+        text.contains("\x1b[31mdown"),
+        "colour on a terminal: {text:?}"
+    );
+    assert!(text.contains("c0"), "{text:?}");
+    let tty = output_on_a_terminal(&args, true);
+    assert!(
+        !tty.contains(&0x1b),
+        "NO_COLOR: {:?}",
+        String::from_utf8_lossy(&tty)
+    );
+    assert!(String::from_utf8_lossy(&tty).contains("c0"));
+    let piped = output_within_10s(&args);
+    assert!(!piped.stdout.contains(&0x1b), "piped: no colour");
+}
+
+/// The kernel takes ESC in an interface name; human output shows it as `\x1b`, never raw,
+/// on a terminal or not, in `status` and in `watch`. JSON escapes it its own way.
+#[test]
+fn control_characters_in_names_are_escaped() {
+    let ns = Ns::new("cliesc");
+    ns.ip("link add a\x1bb type veth peer name esc1");
+    let args = ["--netns", ns.name.as_str(), "status"];
+    let piped = output_within_10s(&args);
+    let text = String::from_utf8(piped.stdout).unwrap();
+    assert!(text.contains("a\\x1bb"), "{text}");
+    assert!(!text.contains('\x1b'), "{text:?}");
+    let tty = output_on_a_terminal(&args, false);
+    assert!(String::from_utf8_lossy(&tty).contains("a\\x1bb"));
+    assert!(
+        only_colour_escapes(&tty),
+        "{:?}",
+        String::from_utf8_lossy(&tty)
+    );
+    let out = output_within_10s(&["--netns", &ns.name, "status", "--json"]);
+    let v = json(std::str::from_utf8(&out.stdout).unwrap());
+    assert!(
+        v["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"] == "a\x1bb")
+    );
+
+    let watch = Lines::start(&["--netns", &ns.name, "watch"]);
+    watch.until("ready", |l| l.contains("ready"));
+    ns.ip("link add x\x1b[2Jy type bridge");
+    let seen = watch.until("about the new interface", |l| {
+        l.contains("added") && l.contains("interface x")
+    });
+    let line = seen.last().unwrap();
+    assert!(line.contains("x\\x1b[2Jy"), "{line:?}");
+    assert!(!line.contains('\x1b'), "{line:?}");
+}

@@ -11,6 +11,7 @@ use netreach::probe::{ProbeEndpoint, ProbeResult, ProbeVerdict};
 use netreach::{Family, Monitor, Netns, ProbeConfig};
 
 use crate::cli::{OneFamily, ProbeArgs, ProbeCmdArgs};
+use crate::output::human;
 use crate::{Failure, Outcome, complain};
 
 /// The endpoint and timeout the flags ask for.
@@ -128,8 +129,9 @@ pub fn run(scope: &super::Scope, args: &ProbeCmdArgs) -> Outcome {
     } else if results.is_empty() {
         writeln!(out, "no interface to probe")?;
     } else {
+        let style = human::Style::stdout();
         for r in &results {
-            writeln!(out, "{r}")?;
+            human::probe_result(&mut out, style, r)?;
         }
     }
     out.flush()?;

@@ -72,7 +72,7 @@ fn print_once(
         serde_json::to_writer(&mut out, &json::Reach::new(local, remote, state))?;
         writeln!(out)?;
     } else {
-        human::reach(&mut out, None, local, remote, state)?;
+        human::reach(&mut out, human::Style::stdout(), None, local, remote, state)?;
     }
     out.flush()
 }
@@ -86,13 +86,14 @@ fn watch(monitor: &Monitor, conn: &ConnectionMonitor, target: &Target, as_json: 
     let (local, remote) = (Some(target.local()), target.remote());
     let mut last: Option<Reachability> = None;
     let mut out = io::stdout().lock();
+    let style = human::Style::stdout();
     let mut print = |seq: u64, time: SystemTime, state: &Reachability, initial: bool| {
         if as_json {
             let line = json::Reach::new(local, remote, state).changed(seq, time, initial);
             serde_json::to_writer(&mut out, &line)?;
             writeln!(out)?;
         } else {
-            human::reach(&mut out, Some(time), local, remote, state)?;
+            human::reach(&mut out, style, Some(time), local, remote, state)?;
         }
         // Flush every line: a script may act on it at once.
         out.flush()

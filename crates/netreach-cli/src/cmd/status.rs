@@ -30,11 +30,12 @@ pub fn run(scope: &super::Scope, args: &ViewArgs) -> Outcome {
         serde_json::to_writer(&mut out, &doc).map_err(io::Error::from)?;
         writeln!(out)?;
     } else {
-        human::connectivity(&mut out, &conn)?;
+        let style = human::Style::stdout();
+        human::connectivity(&mut out, style, &conn)?;
         if let Some(p) = &probes {
-            human::probes(&mut out, p)?;
+            human::probes(&mut out, style, p)?;
         }
-        human::status(&mut out, &snap)?;
+        human::status(&mut out, style, &snap)?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

@@ -11,18 +11,18 @@ use crate::Outcome;
 use crate::cli::ViewArgs;
 use crate::output::{human, json};
 
-pub fn run(scope: &super::Scope, args: &ViewArgs) -> Outcome {
-    let as_json = args.json;
-    let probe = args
+pub fn run(scope: &super::Scope, view: &ViewArgs) -> Outcome {
+    let probe = view
         .probe
-        .then(|| super::probe::config(&args.endpoint))
+        .then(|| super::probe::config(&view.endpoint))
         .transpose()?;
     let monitor = scope.monitor()?;
-    let rules = super::config(&args.rules);
+    let rules = super::config(&view.rules);
     let status = match probe {
         Some(p) => StatusMonitor::with_probe(&monitor, rules, p),
         None => StatusMonitor::new(&monitor, rules),
     };
+    let style = human::Style::stdout();
     let mut stream = monitor.stream();
     let mut names = json::Names::default();
     let mut out = io::stdout().lock();
@@ -32,13 +32,13 @@ pub fn run(scope: &super::Scope, args: &ViewArgs) -> Outcome {
                 // The first line says the subscription is live and the state known.
                 names.learn(snapshot);
                 let conn = status.connectivity();
-                if as_json {
+                if view.json {
                     let line = json::Line::new(&n, &names).with_connectivity(&conn);
                     serde_json::to_writer(&mut out, &line).map_err(io::Error::from)?;
                     writeln!(out)?;
                 } else {
-                    human::line(&mut out, &n, &names)?;
-                    human::connectivity(&mut out, &conn)?;
+                    human::line(&mut out, style, &n, &names)?;
+                    human::connectivity(&mut out, style, &conn)?;
                 }
             }
             Notification::Connectivity {
@@ -48,17 +48,13 @@ pub fn run(scope: &super::Scope, args: &ViewArgs) -> Outcome {
                 change,
                 connectivity,
             } => {
-                if as_json {
+                if view.json {
                     let line = json::ConnectivityLine::new(*seq, *time, change, connectivity)
                         .caused_by(*cause_seq);
                     serde_json::to_writer(&mut out, &line).map_err(io::Error::from)?;
                     writeln!(out)?;
                 } else {
-                    writeln!(
-                        out,
-                        "{} connectivity: {change}",
-                        humantime::format_rfc3339_millis(*time)
-                    )?;
+                    human::connectivity_change(&mut out, style, *time, change)?;
                 }
             }
             Notification::Verification {
@@ -69,13 +65,13 @@ pub fn run(scope: &super::Scope, args: &ViewArgs) -> Outcome {
                 verification,
                 ..
             } => {
-                if as_json {
+                if view.json {
                     let line = json::ProbeLine::new(*seq, *time, change, verification)
                         .caused_by(*cause_seq);
                     serde_json::to_writer(&mut out, &line).map_err(io::Error::from)?;
                     writeln!(out)?;
                 } else {
-                    writeln!(out, "{} {change}", humantime::format_rfc3339_millis(*time))?;
+                    human::verification_change(&mut out, style, *time, change)?;
                 }
             }
             Notification::Reachability { .. } => continue,
@@ -83,12 +79,12 @@ pub fn run(scope: &super::Scope, args: &ViewArgs) -> Outcome {
                 if let Notification::Change { event, .. } = &n {
                     names.note(event);
                 }
-                if as_json {
+                if view.json {
                     serde_json::to_writer(&mut out, &json::Line::new(&n, &names))
                         .map_err(io::Error::from)?;
                     writeln!(out)?;
                 } else {
-                    human::line(&mut out, &n, &names)?;
+                    human::line(&mut out, style, &n, &names)?;
                 }
             }
         }
