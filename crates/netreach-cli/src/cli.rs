@@ -50,11 +50,11 @@ pub enum BackendArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print interfaces with their state, addresses and routes.
+    /// Print connectivity, then interfaces with their state, addresses and routes.
     Status(ViewArgs),
     /// Print one line per change as it happens. With --json, one object per line, flushed at
     /// once; the first is `{"type":"ready",...}`.
-    Watch(ViewArgs),
+    Watch(WatchArgs),
     /// Verify internet access with an HTTP probe on each interface and family: full, portal
     /// (captive portal), limited, or none. Exit 0 when some probe says full, 1 otherwise.
     Probe(ProbeCmdArgs),
@@ -94,10 +94,43 @@ pub struct ViewArgs {
     /// re-probes after each change).
     #[arg(long)]
     pub probe: bool,
+    /// Print only what is about interfaces matching this pattern (`eth0`, `eth*`; repeatable).
+    /// It filters the printing only: connectivity is still that of every interface not
+    /// ignored. Routes and rules about no interface are then not printed.
+    #[arg(short = 'i', long = "interface", value_name = "PATTERN")]
+    pub interfaces: Vec<Pattern>,
     #[command(flatten)]
     pub rules: RuleArgs,
     #[command(flatten)]
     pub endpoint: ProbeArgs,
+}
+
+/// `watch`: what `status` shows, and which kinds of event.
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub view: ViewArgs,
+    /// Print only these kinds of event (comma-separated or repeated; default all). The
+    /// `ready`, `resynced` and `lagged` lines are always printed.
+    #[arg(long, value_name = "KIND", value_enum, value_delimiter = ',')]
+    pub events: Vec<EventKind>,
+}
+
+/// A kind of event `watch` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventKind {
+    /// Interfaces added, changed, removed.
+    Interface,
+    /// Addresses added, changed, removed.
+    Address,
+    /// Routes added, removed.
+    Route,
+    /// Policy rules added, removed.
+    Rule,
+    /// Connectivity changes (levels, primary interface).
+    Connectivity,
+    /// Probe verdict changes (with --probe).
+    Probe,
 }
 
 /// `probe`.
@@ -182,8 +215,9 @@ pub struct ManArgs {
 /// Options of the connectivity rules.
 #[derive(Debug, Clone, Args)]
 pub struct RuleArgs {
-    /// Ignore interfaces matching this pattern (`veth*`, `docker*`; repeatable).
-    #[arg(long = "exclude", value_name = "PATTERN")]
+    /// Ignore interfaces matching this pattern (`veth*`, `docker*`; repeatable): they count
+    /// for no level, and `status` and `watch` print nothing about them.
+    #[arg(long = "ignore", visible_alias = "exclude", value_name = "PATTERN")]
     pub exclude: Vec<Pattern>,
     /// Treat interfaces matching this pattern as metered (repeatable).
     #[arg(long = "metered", value_name = "PATTERN")]

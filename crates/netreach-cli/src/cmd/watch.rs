@@ -1,17 +1,22 @@
 //! `netreach watch`: one line per change as it happens, model changes and connectivity changes
 //! alike, read from the monitor's one ordered stream by one thread: a connectivity change is
 //! printed the moment it happens, and never before the model change that caused it.
+//!
+//! `--interface`, `--ignore` and `--events` choose which lines are printed ([`super::filter`]);
+//! the `ready` line's state holds only what is shown.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
 use netreach::{Notification, StatusMonitor};
 
+use super::filter::Shown;
 use crate::Outcome;
-use crate::cli::ViewArgs;
+use crate::cli::{EventKind, WatchArgs};
 use crate::output::{human, json};
 
-pub fn run(scope: &super::Scope, view: &ViewArgs) -> Outcome {
+pub fn run(scope: &super::Scope, args: &WatchArgs) -> Outcome {
+    let view = &args.view;
     let probe = view
         .probe
         .then(|| super::probe::config(&view.endpoint))
@@ -22,6 +27,7 @@ pub fn run(scope: &super::Scope, view: &ViewArgs) -> Outcome {
         Some(p) => StatusMonitor::with_probe(&monitor, rules, p),
         None => StatusMonitor::new(&monitor, rules),
     };
+    let shown = Shown::new(view, &args.events);
     let style = human::Style::stdout();
     let mut stream = monitor.stream();
     let mut names = json::Names::default();
@@ -31,13 +37,14 @@ pub fn run(scope: &super::Scope, view: &ViewArgs) -> Outcome {
             Notification::Ready { snapshot, .. } => {
                 // The first line says the subscription is live and the state known.
                 names.learn(snapshot);
+                let ready = shown.ready(&n);
                 let conn = status.connectivity();
                 if view.json {
-                    let line = json::Line::new(&n, &names).with_connectivity(&conn);
+                    let line = json::Line::new(&ready, &names).with_connectivity(&conn);
                     serde_json::to_writer(&mut out, &line).map_err(io::Error::from)?;
                     writeln!(out)?;
                 } else {
-                    human::line(&mut out, style, &n, &names)?;
+                    human::line(&mut out, style, &ready, &names)?;
                     human::connectivity(&mut out, style, &conn)?;
                 }
             }
@@ -48,6 +55,9 @@ pub fn run(scope: &super::Scope, view: &ViewArgs) -> Outcome {
                 change,
                 connectivity,
             } => {
+                if !shown.kind(EventKind::Connectivity) {
+                    continue;
+                }
                 if view.json {
                     let line = json::ConnectivityLine::new(*seq, *time, change, connectivity)
                         .caused_by(*cause_seq);
@@ -65,6 +75,9 @@ pub fn run(scope: &super::Scope, view: &ViewArgs) -> Outcome {
                 verification,
                 ..
             } => {
+                if !shown.kind(EventKind::Probe) || !shown.interface(&change.interface) {
+                    continue;
+                }
                 if view.json {
                     let line = json::ProbeLine::new(*seq, *time, change, verification)
                         .caused_by(*cause_seq);
@@ -77,7 +90,13 @@ pub fn run(scope: &super::Scope, view: &ViewArgs) -> Outcome {
             Notification::Reachability { .. } => continue,
             _ => {
                 if let Notification::Change { event, .. } = &n {
+                    // Decide before learning: a removed interface's events keep its name, and
+                    // a rename is judged by both names.
+                    let print = shown.event(event, &names);
                     names.note(event);
+                    if !print {
+                        continue;
+                    }
                 }
                 if view.json {
                     serde_json::to_writer(&mut out, &json::Line::new(&n, &names))
