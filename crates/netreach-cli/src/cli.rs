@@ -1,7 +1,12 @@
 //! The command-line interface, defined once: help, man pages and completions all come from it.
+//!
+//! `wait-online` takes the spellings of `systemd-networkd-wait-online` (`-i IF[:LEVEL]`,
+//! `--ignore`, `-4`, `-6`, `--any`, `-q`, `--timeout` with 0 for ever) and `nm-online`'s `-t`;
+//! docs/cli.md maps networkd's operational states onto netreach's levels.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use netreach::core::connectivity::{Level, Pattern};
@@ -60,6 +65,12 @@ pub enum Command {
     Probe(ProbeCmdArgs),
     /// Wait until the network is online (or the level asked for), like
     /// systemd-networkd-wait-online. Exit 0 once it is, 1 on timeout, 2 on bad input.
+    ///
+    /// Without --interface, the namespace as a whole must reach the level (through any
+    /// interface not ignored). With --interface, every one listed must reach its level (or one
+    /// of them, with --any). Levels: local, site, internet; networkd's operational states are
+    /// accepted too (degraded-carrier, carrier, degraded and enslaved mean local; routable means
+    /// site). No polling: it wakes on the kernel's notifications.
     WaitOnline(WaitOnlineArgs),
     /// Can REMOTE be reached from here, and by which path? Prints reachability, the reason
     /// when not, the output interface, gateway and source. Exit 0 when reachable, 1 when not,
@@ -133,6 +144,18 @@ pub enum EventKind {
     Probe,
 }
 
+/// Options of the connectivity rules.
+#[derive(Debug, Clone, Args)]
+pub struct RuleArgs {
+    /// Ignore interfaces matching this pattern (`veth*`, `docker*`; repeatable): they count
+    /// for no level, and `status` and `watch` print nothing about them.
+    #[arg(long = "ignore", visible_alias = "exclude", value_name = "PATTERN")]
+    pub exclude: Vec<Pattern>,
+    /// Treat interfaces matching this pattern as metered (repeatable).
+    #[arg(long = "metered", value_name = "PATTERN")]
+    pub metered: Vec<Pattern>,
+}
+
 /// `probe`.
 #[derive(Debug, Clone, Args)]
 pub struct ProbeCmdArgs {
@@ -155,19 +178,34 @@ pub struct ProbeCmdArgs {
 /// `wait-online`.
 #[derive(Debug, Clone, Args)]
 pub struct WaitOnlineArgs {
-    /// Give up after this many seconds (0: check once).
-    #[arg(long, value_name = "SECONDS", default_value = "120",
+    /// Give up after this long: seconds (`2.5`) or a span (`2min`, `30s`). 0 waits for ever.
+    /// A hard bound: the probes of --verified included, the command exits by then.
+    #[arg(short = 't', long, value_name = "SECONDS", default_value = "120",
           value_parser = seconds, allow_negative_numbers = true)]
     pub timeout: f64,
-    /// The level to wait for.
-    #[arg(long, value_enum, default_value_t = LevelArg::Internet)]
+    /// The level to wait for: local, site, internet (or a networkd operational state).
+    #[arg(short = 'o', long, visible_alias = "operational-state", value_name = "LEVEL",
+          value_enum, default_value_t = LevelArg::Internet)]
     pub level: LevelArg,
     /// Which family must reach it: either one, or both.
-    #[arg(long, value_enum, default_value_t = FamilyArg::Any)]
+    #[arg(long, value_enum, default_value_t = FamilyArg::Any, conflicts_with_all = ["ipv4", "ipv6"])]
     pub family: FamilyArg,
-    /// Consider only these interfaces (a name or a pattern like `eth*`; repeatable).
-    #[arg(long = "interface", value_name = "NAME")]
-    pub interfaces: Vec<Pattern>,
+    /// IPv4 must reach the level (with -6 too: both families).
+    #[arg(short = '4', long)]
+    pub ipv4: bool,
+    /// IPv6 must reach the level (with -4 too: both families).
+    #[arg(short = '6', long)]
+    pub ipv6: bool,
+    /// Wait for this interface (a name or a pattern like `eth*`), to LEVEL if given, else to
+    /// --level (repeatable). Interfaces a pattern matches reach a level together.
+    #[arg(short = 'i', long = "interface", value_name = "IF[:LEVEL]")]
+    pub interfaces: Vec<InterfaceGoal>,
+    /// With several --interface: return once any one of them is ready, not all.
+    #[arg(long)]
+    pub any: bool,
+    /// Print nothing on timeout (the exit status still says it).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Wait until an HTTP probe verifies full internet access (not just a default route).
     #[arg(long)]
     pub verified: bool,
@@ -175,6 +213,56 @@ pub struct WaitOnlineArgs {
     pub rules: RuleArgs,
     #[command(flatten)]
     pub endpoint: ProbeArgs,
+}
+
+impl WaitOnlineArgs {
+    /// The family condition: `-4` and `-6` (both: both families), else `--family`.
+    pub fn family(&self) -> FamilyArg {
+        match (self.ipv4, self.ipv6) {
+            (true, true) => FamilyArg::Both,
+            (true, false) => FamilyArg::Ipv4,
+            (false, true) => FamilyArg::Ipv6,
+            (false, false) => self.family,
+        }
+    }
+}
+
+/// `-i IF[:LEVEL]`: an interface name or pattern, and the level it must reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceGoal {
+    /// Which interfaces.
+    pub pattern: Pattern,
+    /// The level; `None`: `--level`.
+    pub level: Option<LevelArg>,
+}
+
+impl FromStr for InterfaceGoal {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<InterfaceGoal, String> {
+        // No interface name holds `:`, so the first one ends the name.
+        let (name, level) = match s.split_once(':') {
+            Some((name, level)) => (name, Some(level)),
+            None => (s, None),
+        };
+        let pattern = Pattern::new(name).map_err(|e| e.to_string())?;
+        let level = level
+            .map(|l| {
+                if l.contains(':') {
+                    return Err(format!(
+                        "{s:?}: a maximum level (IF:MIN:MAX) is not supported; give IF:LEVEL"
+                    ));
+                }
+                LevelArg::from_str(l, false).map_err(|_| {
+                    format!(
+                        "{l:?} is not a level: expected local, site or internet (or networkd's \
+                         degraded-carrier, carrier, degraded, enslaved, routable)"
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(InterfaceGoal { pattern, level })
+    }
 }
 
 /// `reach`.
@@ -212,23 +300,24 @@ pub struct ManArgs {
     pub dir: Option<PathBuf>,
 }
 
-/// Options of the connectivity rules.
-#[derive(Debug, Clone, Args)]
-pub struct RuleArgs {
-    /// Ignore interfaces matching this pattern (`veth*`, `docker*`; repeatable): they count
-    /// for no level, and `status` and `watch` print nothing about them.
-    #[arg(long = "ignore", visible_alias = "exclude", value_name = "PATTERN")]
-    pub exclude: Vec<Pattern>,
-    /// Treat interfaces matching this pattern as metered (repeatable).
-    #[arg(long = "metered", value_name = "PATTERN")]
-    pub metered: Vec<Pattern>,
-}
-
-/// A connectivity level on the command line.
+/// A connectivity level on the command line. networkd's operational states map onto the level
+/// that means the same or more (docs/cli.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LevelArg {
+    /// A running interface with a usable address of the family, link-local or not (networkd's
+    /// degraded-carrier, carrier, degraded and enslaved mean this).
+    #[value(
+        alias = "degraded-carrier",
+        alias = "carrier",
+        alias = "degraded",
+        alias = "enslaved"
+    )]
     Local,
+    /// A route beyond the link through such an interface, but no default route (networkd's
+    /// routable means this).
+    #[value(alias = "routable")]
     Site,
+    /// A usable default route.
     Internet,
 }
 
@@ -319,18 +408,62 @@ pub enum OneFamily {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
 
     /// clap checks the definition (unique names, valid defaults) in debug builds only at run
     /// time; this makes a mistake fail the tests instead of the first user.
     #[test]
     fn the_command_line_definition_is_valid() {
-        super::Cli::command().debug_assert();
+        Cli::command().debug_assert();
+    }
+
+    fn wait_online(args: &[&str]) -> WaitOnlineArgs {
+        let mut v = vec!["netreach", "wait-online"];
+        v.extend(args);
+        match Cli::try_parse_from(v).expect("valid flags").command {
+            Command::WaitOnline(w) => w,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn networkd_spellings() {
+        let w = wait_online(&["-i", "eth0:routable", "-i", "wl*", "--ignore", "veth*"]);
+        assert_eq!(w.interfaces[0].pattern.as_str(), "eth0");
+        assert_eq!(w.interfaces[0].level, Some(LevelArg::Site));
+        assert_eq!(w.interfaces[1].level, None);
+        assert_eq!(w.rules.exclude[0].as_str(), "veth*");
+        assert_eq!(wait_online(&["--exclude", "v*"]).rules.exclude.len(), 1);
+        assert_eq!(wait_online(&["-4"]).family(), FamilyArg::Ipv4);
+        assert_eq!(wait_online(&["-6"]).family(), FamilyArg::Ipv6);
+        assert_eq!(wait_online(&["-4", "-6"]).family(), FamilyArg::Both);
+        assert_eq!(wait_online(&[]).family(), FamilyArg::Any);
+        assert_eq!(wait_online(&["-o", "degraded"]).level, LevelArg::Local);
+        assert_eq!(
+            wait_online(&["--operational-state", "carrier"]).level,
+            LevelArg::Local
+        );
+        assert_eq!(wait_online(&["-t", "0"]).timeout, 0.0);
+        assert_eq!(wait_online(&["--timeout", "2min"]).timeout, 120.0);
+        let w = wait_online(&["--any", "-q"]);
+        assert!(w.any && w.quiet);
+    }
+
+    #[test]
+    fn bad_goals_say_what_is_wrong() {
+        let e = "eth0:bogus".parse::<InterfaceGoal>().unwrap_err();
+        assert!(e.contains("\"bogus\" is not a level"), "{e}");
+        let e = "eth0:degraded:routable"
+            .parse::<InterfaceGoal>()
+            .unwrap_err();
+        assert!(e.contains("maximum"), "{e}");
+        assert!("".parse::<InterfaceGoal>().is_err());
     }
 
     #[test]
     fn seconds_explain_bad_values() {
-        use super::seconds;
         assert!(seconds("-1").unwrap_err().contains("negative"));
         assert!(seconds("soon").unwrap_err().contains("not a duration"));
         assert!(seconds("2e9").unwrap_err().contains("too long"));
