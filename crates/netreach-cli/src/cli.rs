@@ -77,7 +77,8 @@ pub enum Command {
     /// 2 on bad input.
     ///
     /// The kernel's own route lookup decides (policy routing included), and the rules of
-    /// docs/reachability.md judge its answer.
+    /// docs/reachability.md judge its answer. A link-local IPv6 REMOTE (fe80::/10) needs an
+    /// interface: --interface, or the only one on that link prefix.
     Reach(ReachArgs),
     /// Print a shell completion script for SHELL on standard output.
     ///

@@ -1,8 +1,13 @@
 //! `netreach reach`: can a remote address be reached from here, by which path, and if not why;
 //! with `--watch`, every change of that as it happens.
+//!
+//! A link-local IPv6 remote (`fe80::/10`) means nothing without a link: the same address may
+//! sit on every link. With `--interface` that link is given; without, the one interface on a
+//! link-local prefix holding the remote is used, and several are bad input (exit 2), never an
+//! answer for whichever the kernel's table lists first.
 
 use std::io::{self, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
@@ -15,6 +20,11 @@ use crate::{Failure, Outcome};
 
 pub fn run(scope: &super::Scope, args: &ReachArgs) -> Outcome {
     let monitor = scope.monitor()?;
+    let mut args = args.clone();
+    if args.interface.is_none() {
+        args.interface = link_of(&monitor.snapshot(), args.remote, args.local)?;
+    }
+    let args = &args;
     let conn = ConnectionMonitor::new(&monitor);
     let interface = args.interface.clone().map(InterfaceRef::Name);
     let target = match args.local {
@@ -139,4 +149,59 @@ fn fallback_local(snap: &Snapshot, remote: IpAddr, interface: Option<&str>) -> O
         })
         .min()
         .map(|(_, _, address)| address)
+}
+
+/// The link of a link-local IPv6 `remote` when no `--interface` is given: the one interface
+/// holding a link-local prefix that contains it (holding `local`, if given). `None` when the
+/// remote is not link-local or no interface is on such a link (the kernel then answers).
+fn link_of(
+    snap: &Snapshot,
+    remote: IpAddr,
+    local: Option<IpAddr>,
+) -> Result<Option<String>, Failure> {
+    let IpAddr::V6(remote6) = remote else {
+        return Ok(None);
+    };
+    if !remote6.is_unicast_link_local() {
+        return Ok(None);
+    }
+    let mut on_link: Vec<(u32, &str)> = snap
+        .addresses()
+        .filter(|a| match (local, a.address) {
+            (Some(l), _) => a.address == l,
+            (None, IpAddr::V6(a6)) => {
+                a6.is_unicast_link_local() && same_prefix(a6, remote6, a.prefix_len)
+            }
+            (None, IpAddr::V4(_)) => false,
+        })
+        .filter_map(|a| {
+            snap.interface(a.interface)
+                .map(|i| (i.index, i.name.as_str()))
+        })
+        .collect();
+    on_link.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+    on_link.dedup();
+    match on_link.as_slice() {
+        [] => Ok(None),
+        [(_, name)] => Ok(Some((*name).to_owned())),
+        many => {
+            let names: Vec<String> = many
+                .iter()
+                .map(|(_, n)| human::escape(n).into_owned())
+                .collect();
+            Err(Failure::input(format!(
+                "{remote} is link-local and {} interfaces are on its link prefix ({}): \
+                 name one with --interface",
+                many.len(),
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+/// Whether `a` and `b` share the first `len` bits.
+fn same_prefix(a: Ipv6Addr, b: Ipv6Addr, len: u8) -> bool {
+    let len = u32::from(len.min(128));
+    let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+    (a.to_bits() & mask) == (b.to_bits() & mask)
 }
