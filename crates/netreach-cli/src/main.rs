@@ -4,6 +4,9 @@
 //! line on stderr. Exit codes: 0 success; 1 the condition asked for does not hold (not online in
 //! time, not reachable), or a run-time failure; 2 bad input (flags, namespace, an address that
 //! makes no valid target, an unknown interface). A closed output pipe counts as success.
+//!
+//! A mistake in the flags is the exception to "one line": clap's own message is printed whole
+//! (what is wrong, the suggestion or the possible values, the usage), as clap formats it.
 
 mod cli;
 mod cmd;
@@ -12,7 +15,7 @@ mod output;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 
 use crate::cli::{Cli, Command};
 
@@ -68,118 +71,54 @@ impl From<io::Error> for Failure {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            // --help and --version.
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
         Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("netreach: {first} (see 'netreach --help')");
-            return ExitCode::from(2);
+            // --help and --version go to stdout (exit 0), a mistake to stderr (exit 2). A
+            // closed pipe is nothing to report.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
     match run(cli) {
         Ok(code) => code,
         Err(f) if is_broken_pipe(&*f.error) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("netreach: {}", chain(&*f.error));
+            complain(&chain(&*f.error));
             ExitCode::from(f.code)
         }
     }
 }
 
 fn run(cli: Cli) -> Outcome {
-    let netns = cmd::Scope {
-        netns: cmd::netns(cli.netns.as_deref())?,
-        backend: match cli.backend {
-            cli::BackendArg::Netlink => netreach::BackendKind::Netlink,
-            cli::BackendArg::Polling => netreach::BackendKind::Polling {
-                interval: std::time::Duration::from_secs_f64(cli.poll_interval),
-            },
-        },
-    };
-    match cli.command {
-        Command::Status(v) => {
-            let probe = v
-                .probe
-                .then(|| cmd::probe::config(&v.endpoint))
-                .transpose()?;
-            cmd::status::run(&netns, v.json, &v.rules, probe)
-        }
-        Command::Watch(v) => {
-            let probe = v
-                .probe
-                .then(|| cmd::probe::config(&v.endpoint))
-                .transpose()?;
-            cmd::watch::run(&netns, v.json, &v.rules, probe)
-        }
-        Command::Probe {
-            interfaces,
-            family,
-            json,
-            timeout,
-            mut endpoint,
-        } => {
-            if let Some(t) = timeout {
-                endpoint.probe_timeout = t;
-            }
-            cmd::probe::run(&netns, &interfaces, family, json, &endpoint)
-        }
-        Command::WaitOnline {
-            timeout,
-            level,
-            family,
-            interfaces,
-            verified,
-            rules,
-            endpoint,
-        } => {
-            let probe = verified
-                .then(|| cmd::probe::config(&endpoint))
-                .transpose()?;
-            cmd::wait_online::run(
-                &netns,
-                cmd::wait_online::Condition {
-                    level: level.into(),
-                    family,
-                    interfaces,
+    let scope = || -> Result<cmd::Scope, Failure> {
+        Ok(cmd::Scope {
+            netns: cmd::netns(cli.netns.as_deref())?,
+            backend: match cli.backend {
+                cli::BackendArg::Netlink => netreach::BackendKind::Netlink,
+                cli::BackendArg::Polling => netreach::BackendKind::Polling {
+                    interval: std::time::Duration::from_secs_f64(cli.poll_interval),
                 },
-                std::time::Duration::from_secs_f64(timeout),
-                &rules,
-                probe,
-            )
-        }
-        Command::Reach {
-            remote,
-            local,
-            interface,
-            watch,
-            json,
-        } => cmd::reach::run(
-            &netns,
-            cmd::reach::Args {
-                remote,
-                local,
-                interface,
-                watch,
-                json,
             },
-        ),
-        Command::Completions { shell } => {
-            let mut c = Cli::command();
-            clap_complete::generate(shell, &mut c, "netreach", &mut io::stdout());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Man => {
-            let mut out = io::stdout().lock();
-            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
-            out.flush()?;
-            Ok(ExitCode::SUCCESS)
-        }
+        })
+    };
+    match &cli.command {
+        Command::Status(a) => cmd::status::run(&scope()?, a),
+        Command::Watch(a) => cmd::watch::run(&scope()?, a),
+        Command::Probe(a) => cmd::probe::run(&scope()?, a),
+        Command::WaitOnline(a) => cmd::wait_online::run(&scope()?, a),
+        Command::Reach(a) => cmd::reach::run(&scope()?, a),
+        Command::Completions { shell } => cmd::docs::completions(*shell),
+        Command::Man(a) => cmd::docs::man(a),
     }
+}
+
+/// Prints `netreach: MESSAGE` on stderr, control characters escaped. A closed stderr is
+/// ignored (`eprintln!` would panic).
+pub fn complain(message: &str) {
+    let _ = writeln!(
+        io::stderr().lock(),
+        "netreach: {}",
+        output::human::escape(message)
+    );
 }
 
 /// The error and its causes on one line: `a: b: c`.

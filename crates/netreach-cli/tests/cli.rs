@@ -431,13 +431,13 @@ fn watch_json_every_line_type_follows_the_schema() {
     assert!(missing.is_empty(), "no line of {missing:?}");
 }
 
+/// netreach's own errors are one line; a mistake in the flags is clap's whole message
+/// (`parser_errors_are_printed_whole`).
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
     for args in [
         vec!["--netns", "nrt-no-such-ns", "status"],
         vec!["--netns", "bad/../name/x", "status"],
-        vec!["status", "--bogus"],
-        vec!["frobnicate"],
     ] {
         let out = netreach().args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -560,4 +560,517 @@ fn a_symlink_loop_as_namespace_fails_with_exit_2() {
     // The rest is the OS's text for ELOOP.
     assert!(err.starts_with(&want), "{err}");
     assert!(err.trim_end().ends_with("(os error 40)"), "{err}");
+}
+
+/// A mistake in the flags is printed whole, as clap formats it: what is wrong, the suggestion
+/// or the possible values, the usage. Exit 2.
+#[test]
+fn parser_errors_are_printed_whole() {
+    for (args, says) in [
+        (
+            vec!["reach"],
+            vec![
+                "required arguments were not provided",
+                "<REMOTE>",
+                "Usage: netreach reach",
+            ],
+        ),
+        (
+            vec!["statsu"],
+            vec![
+                "unrecognized subcommand",
+                "similar subcommand exists: 'status'",
+            ],
+        ),
+        (
+            vec!["status", "--bogus"],
+            vec!["unexpected argument '--bogus'", "Usage:"],
+        ),
+        (
+            vec!["wait-online", "--level", "bogus"],
+            vec!["possible values: local, site, internet"],
+        ),
+        (
+            vec!["wait-online", "--timeout", "-1"],
+            vec!["invalid value '-1' for '--timeout", "negative"],
+        ),
+        (
+            vec!["watch", "--events", "bogus"],
+            vec!["possible values: interface, address, route"],
+        ),
+    ] {
+        let out = output_within_10s(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let err = String::from_utf8(out.stderr).expect("UTF-8");
+        assert!(
+            err.lines().count() > 1,
+            "{args:?}: the whole message: {err}"
+        );
+        for s in says {
+            assert!(err.contains(s), "{args:?}: {s:?} in {err}");
+        }
+    }
+}
+
+/// Runs netreach with stdout on a pipe whose reading end is already closed, so every write
+/// fails with EPIPE; kills it and fails the test when it runs longer than 10 s.
+fn output_into_a_closed_pipe(args: &[&str]) -> Output {
+    let (reader, writer) = rustix::pipe::pipe().expect("pipe");
+    drop(reader);
+    let mut child = netreach()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start netreach");
+    let end = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("wait for netreach").is_none() {
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("netreach {args:?} still ran after 10 s: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("read netreach's output")
+}
+
+/// `netreach completions zsh | head -1` and the like: a reader that went away is success,
+/// for every command, the generated texts included.
+#[test]
+fn every_command_treats_a_closed_pipe_as_success() {
+    let ns = Ns::new("cliepipe");
+    ns.veth("e0", "e1");
+    let mut runs: Vec<Vec<&str>> = vec![
+        vec!["completions", "zsh"],
+        vec!["completions", "bash"],
+        vec!["completions", "fish"],
+        vec!["man"],
+        vec!["man", "wait-online"],
+        vec!["--help"],
+        vec!["wait-online", "--help"],
+        vec!["--version"],
+    ];
+    for cmd in [
+        vec!["status"],
+        vec!["status", "--json"],
+        vec!["watch"],
+        vec!["watch", "--json"],
+        vec!["reach", "127.0.0.1"],
+        vec!["reach", "127.0.0.1", "--json"],
+        vec!["reach", "127.0.0.1", "--watch"],
+    ] {
+        let mut v = vec!["--netns", ns.name.as_str()];
+        v.extend(cmd);
+        runs.push(v);
+    }
+    for args in runs {
+        let out = output_into_a_closed_pipe(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// The subcommands `netreach --help` lists.
+fn listed_subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn help_describes_the_tool_lists_every_command_and_wraps() {
+    let out = netreach()
+        .arg("--help")
+        .env("COLUMNS", "60")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        help.starts_with("Know when the network is up"),
+        "the tool, not the crate: {help}"
+    );
+    assert!(!help.contains("command-line tool"), "{help}");
+    let subs = listed_subcommands(&help);
+    for c in [
+        "status",
+        "watch",
+        "probe",
+        "wait-online",
+        "reach",
+        "completions",
+        "man",
+    ] {
+        assert!(subs.iter().any(|s| s == c), "{c} in {subs:?}");
+    }
+    for l in help.lines() {
+        assert!(l.chars().count() <= 60, "wrapped to COLUMNS=60: {l:?}");
+    }
+}
+
+/// `netreach man --dir DIR` writes netreach.1 and a page for every subcommand, and the top
+/// page names exactly pages that exist; `netreach man COMMAND` prints one of them.
+#[test]
+fn man_has_a_page_for_every_subcommand() {
+    let help = String::from_utf8(netreach().arg("--help").output().unwrap().stdout).unwrap();
+    let subs = listed_subcommands(&help);
+    let dir = TempDir::new("man");
+    let out = output_within_10s(&["man", "--dir", dir.0.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut files: Vec<String> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let mut want: Vec<String> = subs.iter().map(|s| format!("netreach-{s}.1")).collect();
+    want.push("netreach.1".to_owned());
+    want.sort();
+    assert_eq!(files, want);
+    let top = std::fs::read_to_string(dir.join("netreach.1")).unwrap();
+    for s in &subs {
+        let name = format!("netreach-{s}(1)").replace('-', "\\-");
+        assert!(top.contains(&name), "{s} named in netreach(1)");
+    }
+    let page = std::fs::read_to_string(dir.join("netreach-wait-online.1")).unwrap();
+    assert!(page.contains(".TH netreach-wait-online 1"), "{page}");
+    assert!(
+        page.contains(&format!("\"netreach {}\"", env!("CARGO_PKG_VERSION"))),
+        "{page}"
+    );
+    assert!(page.contains("\\-\\-interface"), "{page}");
+
+    let out = output_within_10s(&["man", "wait-online"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), page);
+    let out = output_within_10s(&["man", "bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// The lines of a running `netreach` (`watch`), read on a thread; killed on drop, also when
+/// the test fails.
+struct Lines {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Lines {
+    fn start(args: &[&str]) -> Lines {
+        let mut child = netreach()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in out.lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { child, lines }
+    }
+
+    /// Every line up to and including the first for which `last` holds.
+    fn until(&self, what: &str, last: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let l = self
+                .lines
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("no line {what}; saw {seen:#?}"));
+            let done = last(&l);
+            seen.push(l);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A line of `watch --json` (it has a `type`) or a `status --json` document, held to its
+/// schema with no key twice.
+fn json(l: &str) -> Value {
+    let v = schema::parse_strict(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+    let shape = if v.get("type").is_some() {
+        Schema::Watch
+    } else {
+        Schema::Status
+    };
+    schema::check_value(shape, &v);
+    v
+}
+
+/// Runs netreach with stdout on a new pseudo-terminal and returns what it wrote there.
+fn output_on_a_terminal(args: &[&str], no_color: bool) -> Vec<u8> {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    use std::io::Read;
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("openpt");
+    grantpt(&master).expect("grantpt");
+    unlockpt(&master).expect("unlockpt");
+    let name = ptsname(&master, Vec::new()).expect("ptsname");
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .expect("open the terminal");
+    let mut cmd = netreach();
+    cmd.args(args)
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(slave))
+        .stderr(Stdio::null());
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    }
+    let mut child = cmd.spawn().expect("start netreach");
+    // The child must hold the terminal's last open end, so that reading ends when it exits.
+    drop(cmd);
+    let reader = std::thread::spawn(move || {
+        let mut master = std::fs::File::from(master);
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        // EIO once the last end of the terminal is closed.
+        while let Ok(n @ 1..) = master.read(&mut buf) {
+            all.extend_from_slice(&buf[..n]);
+        }
+        all
+    });
+    let end = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("netreach {args:?} still ran after 10 s on a terminal: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    reader.join().expect("read the terminal")
+}
+
+/// Every ESC in `out` starts a colour sequence (`ESC [`), none is raw.
+fn only_colour_escapes(out: &[u8]) -> bool {
+    out.windows(2).all(|w| w[0] != 0x1b || w[1] == b'[') && out.last() != Some(&0x1b)
+}
+
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    let ns = Ns::new("clicolour");
+    ns.veth("c0", "c1");
+    let args = ["--netns", ns.name.as_str(), "status"];
+    let tty = output_on_a_terminal(&args, false);
+    let text = String::from_utf8_lossy(&tty);
+    assert!(
+        text.contains("\x1b[31mdown"),
+        "colour on a terminal: {text:?}"
+    );
+    assert!(text.contains("c0"), "{text:?}");
+    let tty = output_on_a_terminal(&args, true);
+    assert!(
+        !tty.contains(&0x1b),
+        "NO_COLOR: {:?}",
+        String::from_utf8_lossy(&tty)
+    );
+    assert!(String::from_utf8_lossy(&tty).contains("c0"));
+    let piped = output_within_10s(&args);
+    assert!(!piped.stdout.contains(&0x1b), "piped: no colour");
+}
+
+/// The kernel takes ESC in an interface name; human output shows it as `\x1b`, never raw,
+/// on a terminal or not, in `status` and in `watch`. JSON escapes it its own way.
+#[test]
+fn control_characters_in_names_are_escaped() {
+    let ns = Ns::new("cliesc");
+    ns.ip("link add a\x1bb type veth peer name esc1");
+    let args = ["--netns", ns.name.as_str(), "status"];
+    let piped = output_within_10s(&args);
+    let text = String::from_utf8(piped.stdout).unwrap();
+    assert!(text.contains("a\\x1bb"), "{text}");
+    assert!(!text.contains('\x1b'), "{text:?}");
+    let tty = output_on_a_terminal(&args, false);
+    assert!(String::from_utf8_lossy(&tty).contains("a\\x1bb"));
+    assert!(
+        only_colour_escapes(&tty),
+        "{:?}",
+        String::from_utf8_lossy(&tty)
+    );
+    let out = output_within_10s(&["--netns", &ns.name, "status", "--json"]);
+    let v = json(std::str::from_utf8(&out.stdout).unwrap());
+    assert!(
+        v["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"] == "a\x1bb")
+    );
+
+    let watch = Lines::start(&["--netns", &ns.name, "watch"]);
+    watch.until("ready", |l| l.contains("ready"));
+    ns.ip("link add x\x1b[2Jy type bridge");
+    let seen = watch.until("about the new interface", |l| {
+        l.contains("added") && l.contains("interface x")
+    });
+    let line = seen.last().unwrap();
+    assert!(line.contains("x\\x1b[2Jy"), "{line:?}");
+    assert!(!line.contains('\x1b'), "{line:?}");
+}
+
+/// `--ignore` and `--interface` choose what `status` prints, in either format; the
+/// connectivity stays that of every interface not ignored.
+#[test]
+fn status_prints_only_the_interfaces_asked_for() {
+    let ns = Ns::new("clishown");
+    ns.veth("a0", "pa");
+    ns.veth("b0", "pb");
+    for i in ["a0", "pa", "b0", "pb"] {
+        ns.ip(&format!("link set {i} up"));
+    }
+    ns.ip("addr add 198.18.41.1/24 dev a0");
+    ns.ip("addr add 198.18.42.1/24 dev b0");
+    ns.ip("route add default via 198.18.41.254");
+    let status = |args: &[&str]| {
+        let mut v = vec!["--netns", ns.name.as_str(), "status", "--json"];
+        v.extend(args);
+        let out = output_within_10s(&v);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        json(std::str::from_utf8(&out.stdout).unwrap())
+    };
+    let names = |v: &Value| -> Vec<String> {
+        v["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let v = status(&["--interface", "a*"]);
+    assert_eq!(names(&v), ["a0"]);
+    assert!(
+        v["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["interface"] == "a0"),
+        "{v:#}"
+    );
+    assert_eq!(
+        v["connectivity"]["ipv4"], "internet",
+        "printing only: {v:#}"
+    );
+    let v = status(&["-i", "a0", "-i", "b0"]);
+    assert_eq!(names(&v), ["a0", "b0"]);
+    let v = status(&["--ignore", "a*"]);
+    assert!(!names(&v).contains(&"a0".to_owned()), "{v:#}");
+    assert!(names(&v).contains(&"b0".to_owned()), "{v:#}");
+    assert!(
+        v["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["interface"] != "a0")
+    );
+    assert_eq!(
+        v["connectivity"]["ipv4"], "site",
+        "ignored by the rules too: {v:#}"
+    );
+    let v = status(&["--exclude", "a*"]);
+    assert!(!names(&v).contains(&"a0".to_owned()), "{v:#}");
+
+    let out = output_within_10s(&["--netns", &ns.name, "status", "--ignore", "b*"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("a0") && text.contains("198.18.41.1/24"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(" b0 ") && !text.contains("198.18.42"),
+        "{text}"
+    );
+}
+
+/// `watch --ignore 'v*'` prints nothing about v0; `--interface` and `--events` choose the
+/// rest. The ignored changes are made first, and the last change waited for is made only once
+/// the one before it was seen (a polling backend merges what falls between two polls), so had
+/// they been printed they would be among the lines read.
+#[test]
+fn watch_prints_only_the_interfaces_and_events_asked_for() {
+    let ns = Ns::new("cliwshown");
+    let base = ["--netns", ns.name.as_str(), "watch", "--json"];
+    let ready = |l: &str| json(l)["type"] == "ready";
+    let about = |l: &str, ty: &str, name: &str| {
+        let v = json(l);
+        v["type"] == ty && (v["name"] == name || v["interface"] == name)
+    };
+    let mtu = |l: &str| {
+        let v = json(l);
+        v["type"] == "interface_changed" && v["mtu"] == 1400
+    };
+
+    let ignoring = Lines::start(&[&base[..], &["--ignore", "v*"]].concat());
+    let only = Lines::start(&[&base[..], &["-i", "x*"]].concat());
+    let kinds = Lines::start(&[&base[..], &["--events", "interface"]].concat());
+    for w in [&ignoring, &only, &kinds] {
+        w.until("ready", ready);
+    }
+    // v0 stays down: no link-local address appears later.
+    ns.ip("link add v0 type bridge");
+    ns.ip("addr add 198.18.43.1/24 dev v0");
+    ns.ip("link add x0 type bridge");
+    ns.ip("addr add 198.18.44.1/24 dev x0");
+    let mut seen = [
+        ignoring.until("of x0's address", |l| about(l, "address_added", "x0")),
+        only.until("of x0's address", |l| about(l, "address_added", "x0")),
+        kinds.until("of x0", |l| about(l, "interface_added", "x0")),
+    ];
+    ns.ip("link set x0 mtu 1400");
+    for (w, s) in [&ignoring, &only, &kinds].into_iter().zip(&mut seen) {
+        s.extend(w.until("of x0's MTU", mtu));
+    }
+    let [ignoring, only, kinds] = seen;
+    for seen in [ignoring, only] {
+        assert!(
+            !seen
+                .iter()
+                .any(|l| l.contains("v0") || l.contains("198.18.43")),
+            "nothing about v0: {seen:#?}"
+        );
+        assert!(
+            seen.iter().any(|l| about(l, "interface_added", "x0")),
+            "{seen:#?}"
+        );
+    }
+    assert!(
+        kinds.iter().any(|l| about(l, "interface_added", "v0")),
+        "{kinds:#?}"
+    );
+    for l in &kinds {
+        let ty = json(l)["type"].as_str().unwrap().to_owned();
+        assert!(ty.starts_with("interface_"), "only interface events: {l}");
+    }
 }

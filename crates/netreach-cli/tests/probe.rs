@@ -80,14 +80,18 @@ fn probe_gives_one_verdict_per_interface_and_family() {
 #[test]
 fn probe_bad_input_exits_2() {
     let lab = Lab::new();
-    for args in [
-        vec!["probe", "--interface", "nope0"],
-        vec!["probe", "--expect-status", "42"],
-        vec!["probe", "--timeout", "x"],
+    let out = netreach(&lab, &["probe", "--interface", "nope0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8(out.stderr).unwrap().lines().count(), 1);
+    // The parser's mistakes: its whole message, saying what is wrong with the value.
+    for (args, says) in [
+        (vec!["probe", "--expect-status", "42"], "100..=599"),
+        (vec!["probe", "--timeout", "x"], "not a duration"),
     ] {
         let out = netreach(&lab, &args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert_eq!(String::from_utf8(out.stderr).unwrap().lines().count(), 1);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.starts_with("error: ") && err.contains(says), "{err}");
     }
     let out = Command::new(env!("CARGO_BIN_EXE_netreach"))
         .args(common::backend_args())

@@ -194,8 +194,17 @@ fn bad_input_is_one_line_and_exit_2() {
         let out = netreach().args(&args).output().expect("run netreach");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-        assert!(err.starts_with("netreach: "), "{err}");
+        // A bad address or a missing REMOTE is the parser's: its whole message. The rest
+        // are netreach's own: one line.
+        if matches!(args.last(), Some(&"300.1.1.1" | &"reach")) {
+            assert!(
+                err.starts_with("error: ") && err.lines().count() > 1,
+                "{err}"
+            );
+        } else {
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+            assert!(err.starts_with("netreach: "), "{err}");
+        }
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
@@ -327,4 +336,80 @@ fn watch_human_lines_and_no_route_at_start() {
     lab.host.ip("route add default via 198.18.20.1");
     let l = w.line("route back");
     assert!(l.ends_with("reachable via 198.18.20.1 dev h0"), "{l}");
+}
+
+/// The interfaces of `ns` holding an IPv6 link-local address.
+fn link_local_interfaces(ns: &common::Ns) -> Vec<String> {
+    ns.ip_json("-6 addr show scope link")
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|i| !i["addr_info"].as_array().is_none_or(|a| a.is_empty()))
+        .map(|i| i["ifname"].as_str().expect("a name").to_owned())
+        .collect()
+}
+
+/// A link-local remote needs a link: with several interfaces on fe80::/64 and no
+/// --interface, bad input (exit 2) that asks for one; with one, that one.
+#[test]
+fn link_local_remote_needs_an_interface_when_several_links_hold_it() {
+    let run = |ns: &common::Ns, args: &[&str]| {
+        netreach()
+            .args(["--netns", &ns.name, "reach"])
+            .args(args)
+            .output()
+            .expect("run netreach")
+    };
+    // Two links: both ends of a veth pair in one namespace, each with its fe80:: address.
+    let two = common::Ns::new("clll2");
+    // No duplicate address detection: a tentative address is no source yet.
+    common::lab::sysctl(&two, "net.ipv6.conf.default.accept_dad=0");
+    two.veth("l0", "l1");
+    two.ip("link set l0 up");
+    two.ip("link set l1 up");
+    common::wait_until("link-local addresses on l0 and l1", WAIT, || {
+        link_local_interfaces(&two).len() == 2
+    });
+    for args in [
+        vec!["fe80::1"],
+        vec!["fe80::1", "--json"],
+        vec!["fe80::1", "--watch"],
+    ] {
+        let out = run(&two, &args);
+        let err = String::from_utf8(out.stderr).expect("utf-8");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("fe80::1 is link-local")
+                && err.contains("l0, l1")
+                && err.contains("--interface"),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty(), "no answer for either link");
+    }
+    let out = run(&two, &["fe80::1", "--interface", "l1", "--json"]);
+    assert_ne!(out.status.code(), Some(2));
+    let v = schema::check(Schema::Reach, &String::from_utf8_lossy(&out.stdout));
+    assert_eq!(v["interface"], "l1", "{v}");
+
+    // One link: it is used.
+    let one = common::Ns::new("clll1");
+    let peer = common::Ns::new("clll1p");
+    common::lab::sysctl(&one, "net.ipv6.conf.default.accept_dad=0");
+    one.veth_to("o0", &peer, "p0");
+    one.ip("link set o0 up");
+    peer.ip("link set p0 up");
+    common::wait_until("a link-local address on o0", WAIT, || {
+        link_local_interfaces(&one) == ["o0"]
+    });
+    let out = run(&one, &["fe80::1", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = schema::check(Schema::Reach, &String::from_utf8_lossy(&out.stdout));
+    assert_eq!(v["interface"], "o0", "{v}");
+    assert_eq!(v["reachable"], true, "{v}");
 }

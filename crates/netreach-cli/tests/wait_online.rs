@@ -119,7 +119,7 @@ fn level_family_and_interface_options() {
             host.name.as_str(),
             "wait-online",
             "--timeout",
-            "0",
+            "0.3",
         ];
         v.extend(args);
         netreach().args(&v).output().unwrap().status.code()
@@ -132,22 +132,26 @@ fn level_family_and_interface_options() {
     assert_eq!(run(&["--level", "internet"]), Some(1));
 }
 
+/// Bad flags exit 2 with clap's whole message, which says what is wrong with the value.
 #[test]
 fn bad_input_exits_2() {
-    for args in [
-        vec!["wait-online", "--level", "bogus"],
-        vec!["wait-online", "--timeout", "-1"],
-        vec!["wait-online", "--timeout", "soon"],
-        vec!["wait-online", "--family", "ipv5"],
-        vec!["wait-online", "--interface", "a/b"],
+    for (args, says) in [
+        (vec!["wait-online", "--level", "bogus"], "possible values"),
+        (vec!["wait-online", "--timeout", "-1"], "-1 is negative"),
+        (vec!["wait-online", "--timeout", "soon"], "not a duration"),
+        (vec!["wait-online", "--family", "ipv5"], "possible values"),
+        (vec!["wait-online", "--interface", "a/b"], "'/'"),
+        (vec!["wait-online", "-i", "h0:bogus"], "is not a level"),
+        (
+            vec!["wait-online", "-4", "--family", "ipv6"],
+            "cannot be used with",
+        ),
     ] {
         let out = netreach().args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert_eq!(
-            String::from_utf8(out.stderr).unwrap().lines().count(),
-            1,
-            "{args:?}"
-        );
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
     }
 }
 
@@ -220,4 +224,153 @@ fn watch_json_reports_connectivity_changes_once() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// Waits at most `limit` for `child` to exit; `None` if it still runs then.
+fn exit_within(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `netreach --netns NS wait-online ARGS...`, killed after 20 s.
+fn wait_online(ns: &Ns, args: &[&str]) -> std::process::Output {
+    let mut child = netreach()
+        .args(["--netns", &ns.name, "wait-online"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if exit_within(&mut child, Duration::from_secs(20)).is_none() {
+        let _ = child.kill();
+        panic!("wait-online {args:?} still ran after 20 s");
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// systemd-networkd-wait-online's spellings, with its meanings: `-i IF[:LEVEL]` (each listed
+/// interface must reach its level, unless `--any`), `-o`, `-4`, `-6`, `--ignore`, `-q`, and
+/// nm-online's `-t`.
+#[test]
+fn networkd_spellings_and_meanings() {
+    let (host, _r) = topology(false);
+    // x0 is down: it reaches no level.
+    host.veth("x0", "x1");
+    let code = |args: &[&str]| {
+        let mut v = vec!["-t", "0.3"];
+        v.extend(args);
+        wait_online(&host, &v).status.code()
+    };
+    // h0 has an address on a subnet (site) but no default route.
+    assert_eq!(code(&["-i", "h0:routable"]), Some(0));
+    assert_eq!(code(&["-i", "h0:degraded"]), Some(0));
+    assert_eq!(code(&["-i", "h0:site"]), Some(0));
+    assert_eq!(code(&["-i", "h0"]), Some(1), "--level internet by default");
+    assert_eq!(code(&["-i", "h0", "-o", "routable"]), Some(0));
+    assert_eq!(code(&["--interface", "h*:local"]), Some(0));
+    assert_eq!(code(&["-i", "x0:local"]), Some(1));
+    assert_eq!(
+        code(&["-i", "h0:site", "-i", "x0:local"]),
+        Some(1),
+        "every one"
+    );
+    assert_eq!(code(&["-i", "h0:site", "-i", "x0:local", "--any"]), Some(0));
+    assert_eq!(code(&["-4", "-o", "site"]), Some(0));
+    assert_eq!(code(&["-6", "-o", "site"]), Some(1));
+    assert_eq!(code(&["-4", "-6", "-o", "site"]), Some(1), "both families");
+    assert_eq!(code(&["--ignore", "h0", "-o", "site"]), Some(1));
+    assert_eq!(code(&["--exclude", "h0", "-o", "site"]), Some(1));
+
+    let out = wait_online(&host, &["-t", "0.3", "-q"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = wait_online(&host, &["-t", "0.3", "-i", "h0:site", "-i", "x0:local"]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("x0 to reach local") && !err.contains("h0 to reach"),
+        "says what is missing: {err}"
+    );
+}
+
+/// `--timeout 0` waits for ever, as in networkd (it used to mean "check once").
+#[test]
+fn timeout_0_waits_for_ever() {
+    let (host, _r) = topology(false);
+    let mut child = netreach()
+        .args(["--netns", &host.name, "wait-online", "--timeout", "0"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A bounded wait for an exit that must not come.
+    let early = exit_within(&mut child, Duration::from_millis(1500));
+    assert!(early.is_none(), "exited while offline: {early:?}");
+    host.ip("route add default via 198.18.30.1");
+    let status = exit_within(&mut child, Duration::from_secs(10));
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "exits once online");
+}
+
+/// `--timeout` bounds the whole command, probes included: a probe that hangs for its own
+/// 30 s does not hold `wait-online --verified --timeout 2` past 2 s (it used to run 31 s and
+/// then say that no interface had a default route).
+#[test]
+fn verified_timeout_is_a_hard_bound() {
+    let (host, router) = topology(true);
+    // Takes the connection and never answers: the probe waits for its own timeout.
+    let _mute = router.run(|| std::net::TcpListener::bind("198.18.30.1:8080").expect("listen"));
+    let url = "http://198.18.30.1:8080/generate_204";
+    let t = Instant::now();
+    let out = wait_online(
+        &host,
+        &[
+            "--verified",
+            "--timeout",
+            "2",
+            "--probe-timeout",
+            "30",
+            "--url",
+            url,
+        ],
+    );
+    let took = t.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_millis(3500),
+        "took {took:?}"
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("timed out after 2s"), "{err}");
+    assert!(err.contains("no probe has answered yet"), "{err}");
+    assert!(!err.contains("default route"), "there is one: {err}");
+
+    // Without a default route, that is what it says.
+    host.ip("route del default");
+    let out = wait_online(&host, &["--verified", "-t", "1", "--url", url]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("no usable default route"), "{err}");
+    assert!(err.contains("IPv4 is site"), "{err}");
 }

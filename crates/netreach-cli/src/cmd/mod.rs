@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+pub mod docs;
+pub mod filter;
 pub mod probe;
 pub mod reach;
 pub mod status;

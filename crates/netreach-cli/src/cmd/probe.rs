@@ -10,9 +10,9 @@ use netreach::core::probe::ProbeReason;
 use netreach::probe::{ProbeEndpoint, ProbeResult, ProbeVerdict};
 use netreach::{Family, Monitor, Netns, ProbeConfig};
 
-use crate::cli::{OneFamily, ProbeArgs};
-use crate::output::json;
-use crate::{Failure, Outcome};
+use crate::cli::{OneFamily, ProbeArgs, ProbeCmdArgs};
+use crate::output::{human, json};
+use crate::{Failure, Outcome, complain};
 
 /// The endpoint and timeout the flags ask for.
 pub fn config(args: &ProbeArgs) -> Result<ProbeConfig, Failure> {
@@ -96,9 +96,9 @@ pub fn probe_all(
         for (h, (name, f)) in handles.into_iter().zip(&todo) {
             match h.join() {
                 Ok(Ok(Ok(r))) => results.push(r),
-                Ok(Ok(Err(e))) => eprintln!("netreach: probe on {name} ({f}) could not run: {e}"),
-                Ok(Err(e)) => eprintln!("netreach: probe on {name} ({f}) could not run: {e}"),
-                Err(_) => eprintln!("netreach: probe on {name} ({f}) failed"),
+                Ok(Ok(Err(e))) => complain(&format!("probe on {name} ({f}) could not run: {e}")),
+                Ok(Err(e)) => complain(&format!("probe on {name} ({f}) could not run: {e}")),
+                Err(_) => complain(&format!("probe on {name} ({f}) failed")),
             }
         }
     });
@@ -106,32 +106,32 @@ pub fn probe_all(
     results
 }
 
-pub fn run(
-    netns: &super::Scope,
-    interfaces: &[String],
-    family: Option<OneFamily>,
-    as_json: bool,
-    args: &ProbeArgs,
-) -> Outcome {
-    let config = config(args)?;
-    let monitor = netns.monitor()?;
-    if let Some(bad) = interfaces
+pub fn run(scope: &super::Scope, args: &ProbeCmdArgs) -> Outcome {
+    let mut endpoint = args.endpoint.clone();
+    if let Some(t) = args.timeout {
+        endpoint.probe_timeout = t;
+    }
+    let config = config(&endpoint)?;
+    let monitor = scope.monitor()?;
+    if let Some(bad) = args
+        .interfaces
         .iter()
         .find(|n| monitor.snapshot().interface_by_name(n).is_none())
     {
         return Err(Failure::input(format!("no interface named {bad:?}")));
     }
-    let results = probe_all(&monitor, &config, interfaces, family);
+    let results = probe_all(&monitor, &config, &args.interfaces, args.family);
     let mut out = io::stdout().lock();
-    if as_json {
+    if args.json {
         let report = netreach::Verification::from_results(results.clone());
         serde_json::to_writer(&mut out, &json::Probe::new(&report)).map_err(io::Error::from)?;
         writeln!(out)?;
     } else if results.is_empty() {
         writeln!(out, "no interface to probe")?;
     } else {
+        let style = human::Style::stdout();
         for r in &results {
-            writeln!(out, "{r}")?;
+            human::probe_result(&mut out, style, r)?;
         }
     }
     out.flush()?;

@@ -1,27 +1,29 @@
 //! `netreach reach`: can a remote address be reached from here, by which path, and if not why;
 //! with `--watch`, every change of that as it happens.
+//!
+//! A link-local IPv6 remote (`fe80::/10`) means nothing without a link: the same address may
+//! sit on every link. With `--interface` that link is given; without, the one interface on a
+//! link-local prefix holding the remote is used, and several are bad input (exit 2), never an
+//! answer for whichever the kernel's table lists first.
 
 use std::io::{self, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::process::ExitCode;
 
 use netreach::core::reach::{InterfaceRef, Reachability, Target};
 use netreach::{ConnectionMonitor, Family, Monitor, ReachNotification, Snapshot};
 
+use crate::cli::ReachArgs;
 use crate::output::{human, json};
 use crate::{Failure, Outcome};
 
-/// What `reach` was asked.
-pub struct Args {
-    pub remote: IpAddr,
-    pub local: Option<IpAddr>,
-    pub interface: Option<String>,
-    pub watch: bool,
-    pub json: bool,
-}
-
-pub fn run(netns: &super::Scope, args: Args) -> Outcome {
-    let monitor = netns.monitor()?;
+pub fn run(scope: &super::Scope, args: &ReachArgs) -> Outcome {
+    let monitor = scope.monitor()?;
+    let mut args = args.clone();
+    if args.interface.is_none() {
+        args.interface = link_of(&monitor.snapshot(), args.remote, args.local)?;
+    }
+    let args = &args;
     let conn = ConnectionMonitor::new(&monitor);
     let interface = args.interface.clone().map(InterfaceRef::Name);
     let target = match args.local {
@@ -32,12 +34,12 @@ pub fn run(netns: &super::Scope, args: Args) -> Outcome {
             Err(netreach::Error::NoSource { remote, reason }) => {
                 let state = Reachability::Unreachable(reason);
                 if !args.watch {
-                    print_once(&args, None, remote, &state)?;
+                    print_once(args, None, remote, &state)?;
                     return Ok(ExitCode::from(1));
                 }
                 let snap = monitor.snapshot();
                 let Some(local) = fallback_local(&snap, remote, args.interface.as_deref()) else {
-                    print_once(&args, None, remote, &state)?;
+                    print_once(args, None, remote, &state)?;
                     return Err(Failure::from(io::Error::other(format!(
                         "no {} address on this host to watch {remote} from; pass --local",
                         Family::of(&remote).as_str()
@@ -56,7 +58,7 @@ pub fn run(netns: &super::Scope, args: Args) -> Outcome {
         return watch(&monitor, &conn, &target, args.json);
     }
     let state = conn.check(&target)?;
-    print_once(&args, Some(target.local()), target.remote(), &state)?;
+    print_once(args, Some(target.local()), target.remote(), &state)?;
     Ok(exit_code(&state))
 }
 
@@ -69,7 +71,7 @@ fn exit_code(state: &Reachability) -> ExitCode {
 }
 
 fn print_once(
-    args: &Args,
+    args: &ReachArgs,
     local: Option<IpAddr>,
     remote: IpAddr,
     state: &Reachability,
@@ -79,7 +81,7 @@ fn print_once(
         serde_json::to_writer(&mut out, &json::Reach::new(local, remote, state))?;
         writeln!(out)?;
     } else {
-        human::reach(&mut out, None, local, remote, state)?;
+        human::reach(&mut out, human::Style::stdout(), None, local, remote, state)?;
     }
     out.flush()
 }
@@ -93,8 +95,12 @@ fn watch(monitor: &Monitor, conn: &ConnectionMonitor, target: &Target, as_json: 
     let (local, remote) = (Some(target.local()), target.remote());
     let mut last: Option<Reachability> = None;
     let mut out = io::stdout().lock();
+    let style = human::Style::stdout();
     // `change`: the line's place in the stream (seq, cause_seq); `None` after a lag.
-    let mut print = |change: Option<(u64, u64)>, time, state: &Reachability, initial| {
+    let mut print = |change: Option<(u64, u64)>,
+                     time: std::time::SystemTime,
+                     state: &Reachability,
+                     initial: bool| {
         if as_json {
             let line = json::Reach::new(local, remote, state);
             let line = match change {
@@ -104,7 +110,7 @@ fn watch(monitor: &Monitor, conn: &ConnectionMonitor, target: &Target, as_json: 
             serde_json::to_writer(&mut out, &line)?;
             writeln!(out)?;
         } else {
-            human::reach(&mut out, Some(time), local, remote, state)?;
+            human::reach(&mut out, style, Some(time), local, remote, state)?;
         }
         // Flush every line: a script may act on it at once.
         out.flush()
@@ -156,4 +162,59 @@ fn fallback_local(snap: &Snapshot, remote: IpAddr, interface: Option<&str>) -> O
         })
         .min()
         .map(|(_, _, address)| address)
+}
+
+/// The link of a link-local IPv6 `remote` when no `--interface` is given: the one interface
+/// holding a link-local prefix that contains it (holding `local`, if given). `None` when the
+/// remote is not link-local or no interface is on such a link (the kernel then answers).
+fn link_of(
+    snap: &Snapshot,
+    remote: IpAddr,
+    local: Option<IpAddr>,
+) -> Result<Option<String>, Failure> {
+    let IpAddr::V6(remote6) = remote else {
+        return Ok(None);
+    };
+    if !remote6.is_unicast_link_local() {
+        return Ok(None);
+    }
+    let mut on_link: Vec<(u32, &str)> = snap
+        .addresses()
+        .filter(|a| match (local, a.address) {
+            (Some(l), _) => a.address == l,
+            (None, IpAddr::V6(a6)) => {
+                a6.is_unicast_link_local() && same_prefix(a6, remote6, a.prefix_len)
+            }
+            (None, IpAddr::V4(_)) => false,
+        })
+        .filter_map(|a| {
+            snap.interface(a.interface)
+                .map(|i| (i.index, i.name.as_str()))
+        })
+        .collect();
+    on_link.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+    on_link.dedup();
+    match on_link.as_slice() {
+        [] => Ok(None),
+        [(_, name)] => Ok(Some((*name).to_owned())),
+        many => {
+            let names: Vec<String> = many
+                .iter()
+                .map(|(_, n)| human::escape(n).into_owned())
+                .collect();
+            Err(Failure::input(format!(
+                "{remote} is link-local and {} interfaces are on its link prefix ({}): \
+                 name one with --interface",
+                many.len(),
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+/// Whether `a` and `b` share the first `len` bits.
+fn same_prefix(a: Ipv6Addr, b: Ipv6Addr, len: u8) -> bool {
+    let len = u32::from(len.min(128));
+    let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+    (a.to_bits() & mask) == (b.to_bits() & mask)
 }

@@ -1,29 +1,35 @@
 //! `netreach status`: connectivity and the current state, as a table or one JSON object.
+//!
+//! `--interface` and `--ignore` choose what is printed ([`super::filter`]); the connectivity
+//! line is that of every interface not ignored.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use netreach::{ProbeConfig, StatusMonitor};
+use netreach::StatusMonitor;
 
+use super::filter::Shown;
 use crate::Outcome;
-use crate::cli::RuleArgs;
+use crate::cli::ViewArgs;
 use crate::output::{human, json};
 
-pub fn run(
-    netns: &super::Scope,
-    as_json: bool,
-    rules: &RuleArgs,
-    probe: Option<ProbeConfig>,
-) -> Outcome {
-    let monitor = netns.monitor()?;
-    let status = StatusMonitor::new(&monitor, super::config(rules));
-    let snap = monitor.snapshot();
+pub fn run(scope: &super::Scope, args: &ViewArgs) -> Outcome {
+    let probe = args
+        .probe
+        .then(|| super::probe::config(&args.endpoint))
+        .transpose()?;
+    let monitor = scope.monitor()?;
+    let shown = Shown::new(args, &[]);
+    let status = StatusMonitor::new(&monitor, super::config(&args.rules));
+    let snap = shown.snapshot(&monitor.snapshot());
     let conn = status.connectivity();
-    let probes = probe
-        .as_ref()
-        .map(|config| super::probe::probe_all(&monitor, config, &[], None));
+    let probes = probe.as_ref().map(|config| {
+        let mut results = super::probe::probe_all(&monitor, config, &[], None);
+        results.retain(|r| shown.interface(&r.interface));
+        results
+    });
     let mut out = io::stdout().lock();
-    if as_json {
+    if args.json {
         let mut doc = json::Status::new(&snap).with_connectivity(&conn);
         if let Some(p) = &probes {
             doc = doc.with_probes(p);
@@ -31,11 +37,12 @@ pub fn run(
         serde_json::to_writer(&mut out, &doc).map_err(io::Error::from)?;
         writeln!(out)?;
     } else {
-        human::connectivity(&mut out, &conn)?;
+        let style = human::Style::stdout();
+        human::connectivity(&mut out, style, &conn)?;
         if let Some(p) = &probes {
-            human::probes(&mut out, p)?;
+            human::probes(&mut out, style, p)?;
         }
-        human::status(&mut out, &snap)?;
+        human::status(&mut out, style, &snap)?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

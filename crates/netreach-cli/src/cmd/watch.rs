@@ -1,27 +1,34 @@
 //! `netreach watch`: one line per change as it happens, model changes and connectivity changes
 //! alike, read from the monitor's one ordered stream by one thread: a connectivity change is
 //! printed the moment it happens, and never before the model change that caused it.
+//!
+//! `--interface`, `--ignore` and `--events` choose which lines are printed ([`super::filter`]);
+//! the `ready` line's state holds only what is shown.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use netreach::{Notification, ProbeConfig, StatusMonitor};
+use netreach::{Notification, StatusMonitor};
 
+use super::filter::Shown;
 use crate::Outcome;
-use crate::cli::RuleArgs;
+use crate::cli::{EventKind, WatchArgs};
 use crate::output::{human, json};
 
-pub fn run(
-    netns: &super::Scope,
-    as_json: bool,
-    rules: &RuleArgs,
-    probe: Option<ProbeConfig>,
-) -> Outcome {
-    let monitor = netns.monitor()?;
+pub fn run(scope: &super::Scope, args: &WatchArgs) -> Outcome {
+    let view = &args.view;
+    let probe = view
+        .probe
+        .then(|| super::probe::config(&view.endpoint))
+        .transpose()?;
+    let monitor = scope.monitor()?;
+    let rules = super::config(&view.rules);
     let status = match probe {
-        Some(p) => StatusMonitor::with_probe(&monitor, super::config(rules), p),
-        None => StatusMonitor::new(&monitor, super::config(rules)),
+        Some(p) => StatusMonitor::with_probe(&monitor, rules, p),
+        None => StatusMonitor::new(&monitor, rules),
     };
+    let shown = Shown::new(view, &args.events);
+    let style = human::Style::stdout();
     let mut stream = monitor.stream();
     let mut names = json::Names::default();
     let mut out = io::stdout().lock();
@@ -30,14 +37,15 @@ pub fn run(
             Notification::Ready { snapshot, .. } => {
                 // The first line says the subscription is live and the state known.
                 names.learn(snapshot);
+                let ready = shown.ready(&n);
                 let conn = status.connectivity();
-                if as_json {
-                    let line = json::Line::new(&n, &names).with_connectivity(&conn);
+                if view.json {
+                    let line = json::Line::new(&ready, &names).with_connectivity(&conn);
                     serde_json::to_writer(&mut out, &line).map_err(io::Error::from)?;
                     writeln!(out)?;
                 } else {
-                    human::line(&mut out, &n, &names)?;
-                    human::connectivity(&mut out, &conn)?;
+                    human::line(&mut out, style, &ready, &names)?;
+                    human::connectivity(&mut out, style, &conn)?;
                 }
             }
             Notification::Connectivity {
@@ -47,17 +55,16 @@ pub fn run(
                 change,
                 connectivity,
             } => {
-                if as_json {
+                if !shown.kind(EventKind::Connectivity) {
+                    continue;
+                }
+                if view.json {
                     let line = json::ConnectivityLine::new(*seq, *time, change, connectivity)
                         .caused_by(*cause_seq);
                     serde_json::to_writer(&mut out, &line).map_err(io::Error::from)?;
                     writeln!(out)?;
                 } else {
-                    writeln!(
-                        out,
-                        "{} connectivity: {change}",
-                        humantime::format_rfc3339_millis(*time)
-                    )?;
+                    human::connectivity_change(&mut out, style, *time, change)?;
                 }
             }
             Notification::Verification {
@@ -68,26 +75,35 @@ pub fn run(
                 verification,
                 ..
             } => {
-                if as_json {
+                if !shown.kind(EventKind::Probe) || !shown.interface(&change.interface) {
+                    continue;
+                }
+                if view.json {
                     let line = json::ProbeLine::new(*seq, *time, change, verification)
                         .caused_by(*cause_seq);
                     serde_json::to_writer(&mut out, &line).map_err(io::Error::from)?;
                     writeln!(out)?;
                 } else {
-                    writeln!(out, "{} {change}", humantime::format_rfc3339_millis(*time))?;
+                    human::verification_change(&mut out, style, *time, change)?;
                 }
             }
             Notification::Reachability { .. } => continue,
             _ => {
                 if let Notification::Change { event, .. } = &n {
+                    // Decide before learning: a removed interface's events keep its name, and
+                    // a rename is judged by both names.
+                    let print = shown.event(event, &names);
                     names.note(event);
+                    if !print {
+                        continue;
+                    }
                 }
-                if as_json {
+                if view.json {
                     serde_json::to_writer(&mut out, &json::Line::new(&n, &names))
                         .map_err(io::Error::from)?;
                     writeln!(out)?;
                 } else {
-                    human::line(&mut out, &n, &names)?;
+                    human::line(&mut out, style, &n, &names)?;
                 }
             }
         }
