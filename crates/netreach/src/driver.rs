@@ -107,12 +107,6 @@ impl Shared {
     }
 }
 
-/// A probe worker: its thread, and whose probe it runs.
-struct Worker {
-    owner: StatusId,
-    thread: JoinHandle<()>,
-}
-
 /// The monitor's thread.
 pub(crate) struct Driver {
     machine: Machine,
@@ -121,7 +115,8 @@ pub(crate) struct Driver {
     shared: Arc<Shared>,
     netns: Netns,
     probes: std::collections::BTreeMap<StatusId, ProbeConfig>,
-    workers: Vec<Worker>,
+    /// Probe worker threads, joined once done (and all of them when the thread stops).
+    workers: Vec<JoinHandle<()>>,
     /// Lookups waiting to be sent as one pipelined batch.
     lookups: Vec<(ReachId, LookupId, RouteQuery)>,
 }
@@ -161,7 +156,7 @@ impl Driver {
         self.hub.close();
         // Probes in flight end within their timeout; no thread outlives the monitor.
         for w in self.workers.drain(..) {
-            let _ = w.thread.join();
+            let _ = w.join();
         }
     }
 
@@ -378,7 +373,7 @@ impl Driver {
                 }
             });
         match spawned {
-            Ok(thread) => self.workers.push(Worker { owner, thread }),
+            Ok(thread) => self.workers.push(thread),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot start a probe thread");
                 self.machine
@@ -390,11 +385,10 @@ impl Driver {
     /// Joins the probe workers that are done.
     fn reap_workers(&mut self) {
         let (done, running): (Vec<_>, Vec<_>) =
-            self.workers.drain(..).partition(|w| w.thread.is_finished());
+            self.workers.drain(..).partition(|w| w.is_finished());
         self.workers = running;
         for w in done {
-            let _ = w.owner;
-            let _ = w.thread.join();
+            let _ = w.join();
         }
     }
 
