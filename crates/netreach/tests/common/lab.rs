@@ -94,6 +94,14 @@ impl Lab {
         let host = Ns::new(&format!("{tag}h"));
         let router = Ns::new(&format!("{tag}r"));
         let server = Ns::new(&format!("{tag}s"));
+        // No duplicate address detection on the links made below: their link-local addresses
+        // are usable at once, so neighbour discovery between the namespaces never waits on a
+        // tentative address (under load that wait made a first IPv6 connect fail with
+        // EHOSTUNREACH).
+        for ns in [&host, &router, &server] {
+            sysctl(ns, "net.ipv6.conf.all.accept_dad=0");
+            sysctl(ns, "net.ipv6.conf.default.accept_dad=0");
+        }
         host.veth_to("h0", &router, "r0");
         host.veth_to("h1", &router, "r1");
         router.veth_to("r2", &server, "s0");
