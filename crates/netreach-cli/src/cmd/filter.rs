@@ -38,6 +38,15 @@ impl Shown {
         }
     }
 
+    /// Everything but the interfaces matching `ignored`, and every kind of event (`serve`).
+    pub fn ignoring(ignored: Vec<Pattern>) -> Shown {
+        Shown {
+            only: Vec::new(),
+            ignored,
+            kinds: Vec::new(),
+        }
+    }
+
     /// Whether an interface of this name is shown.
     pub fn interface(&self, name: &str) -> bool {
         !self.ignored.iter().any(|p| p.matches(name))
