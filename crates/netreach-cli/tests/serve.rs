@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::Ns;
 use schema::{Schema, Stream};
-use serve_util::{Serve, Sse, connect, get_with, require_tool};
+use serve_util::{Serve, Sse, get_with, require_tool};
 
 /// A namespace with a veth pair up, an address and a default route: `internet` on IPv4.
 fn online(tag: &str) -> Ns {
@@ -229,4 +229,51 @@ fn metrics_pass_promtool_and_take_scraping() {
         assert!(code == 200 && body.contains("netreach_online"), "scrape {i}: {code}");
     }
     eprintln!("2000 scrapes in {:?}", start.elapsed());
+}
+
+/// A bad file is one line naming file, line and column, exit 2; on SIGHUP a bad file keeps
+/// the running configuration, a good one replaces it.
+#[test]
+fn the_configuration_file_and_its_reload() {
+    let ns = online("srvcfg");
+    let dir = serve_util::scratch("cfg");
+    let file = dir.join("netreach.toml");
+    std::fs::write(&file, "[limits]\nmax_sse_clients = \"many\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_netreach"))
+        .args(["--netns", &ns.name, "serve", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("netreach: {}:2:19: ", file.display())),
+        "{err}"
+    );
+    std::fs::write(&file, "[limits]\nmax_sse_clients = 1\n").unwrap();
+    let srv = Serve::start(&ns.name, &["--config", file.to_str().unwrap()]);
+    let mut first = Sse::open(&srv.socket, "/v1/events", &[]);
+    first.next().unwrap();
+    assert_eq!(get_with(&srv.socket, "/v1/events", &[]).0, 503, "one stream at most");
+    // A bad reload: the old configuration stays (still one stream at most, the first open).
+    std::fs::write(&file, "[limits\n").unwrap();
+    serve_util::signal(srv.pid(), "HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(get_with(&srv.socket, "/v1/events", &[]).0, 503);
+    assert_eq!(srv.get("/healthz").0, 200);
+    // A good one: streams are closed with a comment, the new limit holds.
+    std::fs::write(&file, "[limits]\nmax_sse_clients = 2\n").unwrap();
+    serve_util::signal(srv.pid(), "HUP");
+    assert!(first.next().is_none(), "the old stream ends");
+    assert!(first.comments.iter().any(|c| c.contains("reloading")));
+    // The listeners are bound again: wait until the socket answers.
+    common::wait_until("the new configuration serves", Duration::from_secs(10), || {
+        std::os::unix::net::UnixStream::connect(&srv.socket).is_ok()
+            && srv.get("/healthz").0 == 200
+    });
+    let _a = Sse::open(&srv.socket, "/v1/events", &[]);
+    let _b = Sse::open(&srv.socket, "/v1/events", &[]);
+    assert_eq!(get_with(&srv.socket, "/v1/events", &[]).0, 503);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -56,7 +56,7 @@ impl Default for Limits {
             header_timeout_ms: 10_000,
             max_connections: 4096,
             max_sse_clients: 1024,
-            sse_queue: 1024,
+            sse_queue: 4096,
             backlog: 4096,
         }
     }
