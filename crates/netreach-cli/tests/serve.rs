@@ -45,7 +45,13 @@ fn the_json_endpoints_are_the_clis() {
     let (code, body) = srv.get("/v1/status");
     assert_eq!(code, 200);
     let v = schema::check(Schema::Status, body.trim());
-    assert!(v["interfaces"].as_array().unwrap().iter().any(|i| i["name"] == "s0"));
+    assert!(
+        v["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"] == "s0")
+    );
     assert_eq!(srv.get("/healthz"), (200, "ok\n".to_owned()));
     let (code, body) = srv.get("/nope");
     assert_eq!(code, 404);
@@ -59,7 +65,14 @@ fn the_json_endpoints_are_the_clis() {
     let (code, body) = srv.get("/v1/reach?remote=198.18.30.1&local=198.18.99.9");
     assert_eq!(code, 400, "{body}");
     let cli = Command::new(env!("CARGO_BIN_EXE_netreach"))
-        .args(["--netns", &ns.name, "reach", "198.18.30.1", "--local", "198.18.99.9"])
+        .args([
+            "--netns",
+            &ns.name,
+            "reach",
+            "198.18.30.1",
+            "--local",
+            "198.18.99.9",
+        ])
         .output()
         .unwrap();
     assert_eq!(cli.status.code(), Some(2));
@@ -133,7 +146,12 @@ fn events_in_order_and_after_a_reconnect() {
         last_id = id;
     }
     let kinds: Vec<&str> = all.iter().map(|e| e.event.as_str()).collect();
-    for k in ["route_added", "route_removed", "address_added", "connectivity_changed"] {
+    for k in [
+        "route_added",
+        "route_removed",
+        "address_added",
+        "connectivity_changed",
+    ] {
         assert!(kinds.contains(&k), "{k} in {kinds:?}");
     }
     // The reconnect gets exactly what came after its last id.
@@ -154,7 +172,11 @@ fn events_in_order_and_after_a_reconnect() {
     let mut srv = srv;
     assert!(srv.terminate().success());
     let mut out = String::new();
-    curl.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    curl.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     let _ = curl.wait();
     let curl_ids: Vec<u64> = out
         .lines()
@@ -168,7 +190,12 @@ fn events_in_order_and_after_a_reconnect() {
     assert!(out.contains(": the service is stopping"), "a last comment");
     // The Rust client sees the same end.
     assert!(stayed.next().is_none());
-    assert!(stayed.comments.iter().any(|c| c == "the service is stopping"));
+    assert!(
+        stayed
+            .comments
+            .iter()
+            .any(|c| c == "the service is stopping")
+    );
 }
 
 /// `promtool check metrics` finds nothing; OpenMetrics when asked; 2,000 scrapes, no error.
@@ -226,7 +253,10 @@ fn metrics_pass_promtool_and_take_scraping() {
     let start = Instant::now();
     for i in 0..2000 {
         let (code, body) = srv.get("/metrics");
-        assert!(code == 200 && body.contains("netreach_online"), "scrape {i}: {code}");
+        assert!(
+            code == 200 && body.contains("netreach_online"),
+            "scrape {i}: {code}"
+        );
     }
     eprintln!("2000 scrapes in {:?}", start.elapsed());
 }
@@ -255,7 +285,11 @@ fn the_configuration_file_and_its_reload() {
     let srv = Serve::start(&ns.name, &["--config", file.to_str().unwrap()]);
     let mut first = Sse::open(&srv.socket, "/v1/events", &[]);
     first.next().unwrap();
-    assert_eq!(get_with(&srv.socket, "/v1/events", &[]).0, 503, "one stream at most");
+    assert_eq!(
+        get_with(&srv.socket, "/v1/events", &[]).0,
+        503,
+        "one stream at most"
+    );
     // A bad reload: the old configuration stays (still one stream at most, the first open).
     std::fs::write(&file, "[limits\n").unwrap();
     serve_util::signal(srv.pid(), "HUP");
@@ -268,10 +302,14 @@ fn the_configuration_file_and_its_reload() {
     assert!(first.next().is_none(), "the old stream ends");
     assert!(first.comments.iter().any(|c| c.contains("reloading")));
     // The listeners are bound again: wait until the socket answers.
-    common::wait_until("the new configuration serves", Duration::from_secs(10), || {
-        std::os::unix::net::UnixStream::connect(&srv.socket).is_ok()
-            && srv.get("/healthz").0 == 200
-    });
+    common::wait_until(
+        "the new configuration serves",
+        Duration::from_secs(10),
+        || {
+            std::os::unix::net::UnixStream::connect(&srv.socket).is_ok()
+                && srv.get("/healthz").0 == 200
+        },
+    );
     let _a = Sse::open(&srv.socket, "/v1/events", &[]);
     let _b = Sse::open(&srv.socket, "/v1/events", &[]);
     assert_eq!(get_with(&srv.socket, "/v1/events", &[]).0, 503);

@@ -95,11 +95,19 @@ fn a_stream_that_never_reads_is_dropped() {
     for round in 0..2 {
         batch.clear();
         for i in 0..1000 {
-            batch.push_str(&format!("route add 198.19.{}.{}/32 dev l0\n", i / 250, i % 250));
+            batch.push_str(&format!(
+                "route add 198.19.{}.{}/32 dev l0\n",
+                i / 250,
+                i % 250
+            ));
         }
         if round == 1 {
             for i in 0..1000 {
-                batch.push_str(&format!("route del 198.19.{}.{}/32 dev l0\n", i / 250, i % 250));
+                batch.push_str(&format!(
+                    "route del 198.19.{}.{}/32 dev l0\n",
+                    i / 250,
+                    i % 250
+                ));
             }
         }
         ns.ip_batch(&batch);
@@ -112,9 +120,13 @@ fn a_stream_that_never_reads_is_dropped() {
     });
     let after = srv.rss_kb();
     eprintln!("RSS before {before} kB, after 4,000 changes with a stuck stream {after} kB");
-    assert!(after < before + 30 * 1024, "memory bounded: {before} → {after} kB");
+    assert!(
+        after < before + 30 * 1024,
+        "memory bounded: {before} → {after} kB"
+    );
     // The slow client finds its stream closed once it reads what its socket held.
-    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut sink = vec![0; 1 << 16];
     let mut total = 0usize;
     loop {
@@ -153,7 +165,10 @@ fn hostile_requests_are_bounded() {
             refused += 1;
         }
     }
-    assert!(refused >= 90, "over max_connections: 503 ({refused} of 200)");
+    assert!(
+        refused >= 90,
+        "over max_connections: 503 ({refused} of 200)"
+    );
     // A 1 MiB header: 431, or the connection closed; never held.
     let mut big = connect(&srv.socket);
     let mut req = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
@@ -162,7 +177,10 @@ fn hostile_requests_are_bounded() {
     let _ = big.write_all(&req);
     let mut answer = String::new();
     let _ = big.read_to_string(&mut answer);
-    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{answer:.80}");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer:.80}"
+    );
     // A malformed request line: 400.
     let mut bad = connect(&srv.socket);
     bad.write_all(b"GARBAGE\x01 / NOT-HTTP\r\n\r\n").unwrap();
@@ -181,7 +199,11 @@ fn hostile_requests_are_bounded() {
             slowloris.write_all(&[*b]).is_err()
         });
     assert!(cut, "slowloris cut off");
-    assert!(start.elapsed() < Duration::from_secs(4), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
     // The idle connections were closed by the header timeout.
     for mut c in idle {
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -194,7 +216,9 @@ fn hostile_requests_are_bounded() {
     }
     // And the stream opened first still gets its changes.
     ns.ip("route add 198.18.43.0/24 via 198.18.22.1");
-    let e = stream.next().expect("the stream outlives the header timeout");
+    let e = stream
+        .next()
+        .expect("the stream outlives the header timeout");
     assert_eq!(e.event, "route_added");
     assert_eq!(srv.get("/healthz").0, 200);
 }
@@ -216,7 +240,11 @@ fn get_in(ns: &Ns, port: u16, path: &str) -> Option<String> {
     ns.run(move || {
         let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
         let mut out = String::new();
         s.read_to_string(&mut out).ok()?;
         out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
@@ -247,8 +275,14 @@ fn prometheus_sees_the_default_route_go() {
     .unwrap();
     let prom = Command::new("ip")
         .args(["netns", "exec", &ns.name, "prometheus"])
-        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -267,7 +301,9 @@ fn prometheus_sees_the_default_route_go() {
     let value = || -> Option<String> {
         let body = get_in(&ns, prom_port, query)?;
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        v["data"]["result"][0]["value"][1].as_str().map(str::to_owned)
+        v["data"]["result"][0]["value"][1]
+            .as_str()
+            .map(str::to_owned)
     };
     common::wait_until("Prometheus scrapes 1", Duration::from_secs(60), || {
         value().as_deref() == Some("1")

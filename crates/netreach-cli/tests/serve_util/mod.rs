@@ -265,7 +265,9 @@ impl Sse {
     pub fn until(&mut self, kind: &str, limit: usize) -> Vec<Event> {
         let mut out = Vec::new();
         for _ in 0..limit {
-            let e = self.next().unwrap_or_else(|| panic!("stream ended before {kind}: {out:?}"));
+            let e = self
+                .next()
+                .unwrap_or_else(|| panic!("stream ended before {kind}: {out:?}"));
             let done = e.event == kind;
             out.push(e);
             if done {
@@ -291,7 +293,9 @@ impl SentSse {
             if l.trim().is_empty() {
                 break;
             }
-            chunked |= l.to_ascii_lowercase().starts_with("transfer-encoding: chunked");
+            chunked |= l
+                .to_ascii_lowercase()
+                .starts_with("transfer-encoding: chunked");
             assert!(
                 !l.to_ascii_lowercase().starts_with("content-type:")
                     || l.contains("text/event-stream"),
