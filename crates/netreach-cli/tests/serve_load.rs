@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Ns;
-use serve_util::{Serve, Sse, connect, require_tool, scratch};
+use serve_util::{Scratch, Serve, Sse, connect, require_tool, scratch};
 
 fn online(tag: &str) -> Ns {
     let ns = Ns::new(tag);
@@ -35,12 +35,12 @@ fn metric(srv: &Serve, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("{name} in\n{text}"))
 }
 
-/// A configuration file in the service's scratch directory.
-fn config(text: &str) -> std::path::PathBuf {
-    let dir = scratch("cfg");
-    let p = dir.join("netreach.toml");
+/// A configuration file in a scratch directory (removed with the guard).
+fn config(text: &str) -> (Scratch, String) {
+    let dir = Scratch(scratch("cfg"));
+    let p = dir.0.join("netreach.toml");
     std::fs::write(&p, text).unwrap();
-    p
+    (dir, p.display().to_string())
 }
 
 #[test]
@@ -73,7 +73,7 @@ fn a_thousand_streams_all_get_the_change() {
 fn a_stream_that_never_reads_is_dropped() {
     let ns = online("srvslow");
     let cfg = config("[limits]\nsse_queue = 2048\nbacklog = 256\n");
-    let srv = Serve::start(&ns.name, &["--config", cfg.to_str().unwrap()]);
+    let srv = Serve::start(&ns.name, &["--config", &cfg.1]);
     let mut slow = connect(&srv.socket);
     slow.write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
@@ -90,30 +90,23 @@ fn a_stream_that_never_reads_is_dropped() {
         }
     });
     let before = srv.rss_kb();
-    // 4,000 changes, far more than the slow stream's queue and socket buffer hold.
-    let mut batch = String::new();
-    for round in 0..2 {
-        batch.clear();
-        for i in 0..1000 {
-            batch.push_str(&format!(
-                "route add 198.19.{}.{}/32 dev l0\n",
-                i / 250,
-                i % 250
-            ));
-        }
-        if round == 1 {
-            for i in 0..1000 {
-                batch.push_str(&format!(
-                    "route del 198.19.{}.{}/32 dev l0\n",
-                    i / 250,
-                    i % 250
-                ));
-            }
-        }
-        ns.ip_batch(&batch);
-        if round == 0 {
-            ns.ip_batch(&batch.replace("route add", "route del"));
-        }
+    // 4,000 changes, far more than the slow stream's queue and socket buffer hold. Each
+    // batch waits until the service has it: the polling backend would merge an addition and
+    // its removal within one poll into nothing.
+    let routes = |verb: &str| -> String {
+        (0..1000)
+            .map(|i| format!("route {verb} 198.19.{}.{}/32 dev l0\n", i / 250, i % 250))
+            .collect()
+    };
+    for _ in 0..2 {
+        ns.ip_batch(&routes("add"));
+        common::wait_until("1,000 routes added", Duration::from_secs(20), || {
+            srv.get("/v1/status").1.contains("198.19.3.249/32")
+        });
+        ns.ip_batch(&routes("del"));
+        common::wait_until("1,000 routes removed", Duration::from_secs(20), || {
+            !srv.get("/v1/status").1.contains("198.19.3.249/32")
+        });
     }
     common::wait_until("the slow stream dropped", Duration::from_secs(20), || {
         metric(&srv, "netreach_sse_dropped_total") >= 1.0
@@ -148,7 +141,7 @@ fn a_stream_that_never_reads_is_dropped() {
 fn hostile_requests_are_bounded() {
     let ns = online("srvhostile");
     let cfg = config("[limits]\nheader_timeout_ms = 1000\nmax_connections = 2100\n");
-    let srv = Serve::start(&ns.name, &["--config", cfg.to_str().unwrap()]);
+    let srv = Serve::start(&ns.name, &["--config", &cfg.1]);
     // An event stream lives longer than the header timeout.
     let mut stream = Sse::open(&srv.socket, "/v1/events?types=route_added", &[]);
     stream.next().unwrap();

@@ -38,6 +38,8 @@ impl Shown {
         }
     }
 
+    // Used by `serve`, which is Linux only.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     /// Everything but the interfaces matching `ignored`, and every kind of event (`serve`).
     pub fn ignoring(ignored: Vec<Pattern>) -> Shown {
         Shown {

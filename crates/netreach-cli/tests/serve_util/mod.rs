@@ -33,6 +33,15 @@ pub fn scratch(tag: &str) -> PathBuf {
     dir
 }
 
+/// A scratch directory removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 impl Serve {
     /// `netreach [BACKEND] --netns NS serve --listen unix:DIR/s.sock ARGS...`; waits (at most
     /// 10 s) for its `listening on` lines.
