@@ -80,6 +80,14 @@ pub enum Command {
     /// docs/reachability.md judge its answer. A link-local IPv6 REMOTE (fe80::/10) needs an
     /// interface: --interface, or the only one on that link prefix.
     Reach(ReachArgs),
+    /// Serve the state, the events and Prometheus metrics over HTTP (Linux only).
+    ///
+    /// Endpoints: GET /metrics (Prometheus text format, OpenMetrics by Accept), /v1/status
+    /// (as `status --json`), /v1/events (Server-Sent Events, one `watch --json` line each),
+    /// /v1/reach?remote=ADDR[&local=ADDR][&interface=NAME] (as `reach --json`) and /healthz.
+    /// Default address 127.0.0.1:9580. SIGHUP reloads --config; SIGTERM ends it cleanly.
+    /// docs/serve.md has the limits and the configuration file.
+    Serve(ServeArgs),
     /// Print a shell completion script for SHELL on standard output.
     ///
     /// bash: `netreach completions bash > /etc/bash_completion.d/netreach`; zsh: into a
@@ -288,6 +296,59 @@ pub struct ReachArgs {
     /// `"type":"reachability_changed"`.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Listen here: ADDR:PORT, or unix:PATH for a Unix socket (repeatable; default
+    /// 127.0.0.1:9580, or the configuration file's `listen`).
+    #[arg(long, value_name = "ADDR:PORT|unix:PATH")]
+    pub listen: Vec<Listen>,
+    /// Read the configuration from this TOML file (docs/serve.md); SIGHUP reads it again.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Also verify internet access with HTTP probes per interface and family.
+    #[arg(long)]
+    pub probe: bool,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    #[command(flatten)]
+    pub endpoint: ProbeArgs,
+}
+
+/// Where `serve` listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// A TCP address.
+    Tcp(std::net::SocketAddr),
+    /// A Unix stream socket at this path.
+    Unix(PathBuf),
+}
+
+impl FromStr for Listen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Listen, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a path (unix:/run/netreach.sock)".to_owned());
+            }
+            return Ok(Listen::Unix(path.into()));
+        }
+        s.parse().map(Listen::Tcp).map_err(|_| {
+            format!("{s:?} is not ADDR:PORT (127.0.0.1:9580, [::1]:9580) or unix:PATH")
+        })
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Tcp(a) => write!(f, "{a}"),
+            Listen::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
 }
 
 /// `man`.

@@ -11,6 +11,8 @@
 mod cli;
 mod cmd;
 mod output;
+#[cfg(target_os = "linux")]
+mod serve;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -36,6 +38,16 @@ impl Failure {
             code: 2,
             error: error.into(),
         }
+    }
+
+    /// The exit code: 2 for bad input, 1 for a run-time failure.
+    pub fn code(&self) -> u8 {
+        self.code
+    }
+
+    /// The error and its causes on one line, as `netreach` prints it (without `netreach: `).
+    pub fn message(&self) -> String {
+        chain(&*self.error)
     }
 }
 
@@ -106,6 +118,7 @@ fn run(cli: Cli) -> Outcome {
         Command::Probe(a) => cmd::probe::run(&scope()?, a),
         Command::WaitOnline(a) => cmd::wait_online::run(&scope()?, a),
         Command::Reach(a) => cmd::reach::run(&scope()?, a),
+        Command::Serve(a) => cmd::serve(&scope()?, a),
         Command::Completions { shell } => cmd::docs::completions(*shell),
         Command::Man(a) => cmd::docs::man(a),
     }

@@ -38,6 +38,17 @@ impl Shown {
         }
     }
 
+    // Used by `serve`, which is Linux only.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    /// Everything but the interfaces matching `ignored`, and every kind of event (`serve`).
+    pub fn ignoring(ignored: Vec<Pattern>) -> Shown {
+        Shown {
+            only: Vec::new(),
+            ignored,
+            kinds: Vec::new(),
+        }
+    }
+
     /// Whether an interface of this name is shown.
     pub fn interface(&self, name: &str) -> bool {
         !self.ignored.iter().any(|p| p.matches(name))

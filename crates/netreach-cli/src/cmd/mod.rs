@@ -14,6 +14,17 @@ use netreach::{BackendKind, Monitor, Netns};
 use crate::Failure;
 use crate::cli::RuleArgs;
 
+/// `netreach serve`: the service, on Linux ([`crate::serve`]).
+pub fn serve(scope: &Scope, args: &crate::cli::ServeArgs) -> crate::Outcome {
+    #[cfg(target_os = "linux")]
+    return crate::serve::run(scope, args);
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (scope, args);
+        Err(Failure::input("serve is only available on Linux"))
+    }
+}
+
 /// The connectivity rules the flags ask for.
 pub fn config(rules: &RuleArgs) -> ConnectivityConfig {
     let mut c = ConnectivityConfig::new();

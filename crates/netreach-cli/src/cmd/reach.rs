@@ -19,12 +19,23 @@ use crate::{Failure, Outcome};
 
 pub fn run(scope: &super::Scope, args: &ReachArgs) -> Outcome {
     let monitor = scope.monitor()?;
+    let conn = ConnectionMonitor::new(&monitor);
+    if !args.watch {
+        let (local, remote, state) = once(
+            &monitor,
+            &conn,
+            args.remote,
+            args.local,
+            args.interface.clone(),
+        )?;
+        print_once(args, local, remote, &state)?;
+        return Ok(exit_code(&state));
+    }
     let mut args = args.clone();
     if args.interface.is_none() {
         args.interface = link_of(&monitor.snapshot(), args.remote, args.local)?;
     }
     let args = &args;
-    let conn = ConnectionMonitor::new(&monitor);
     let interface = args.interface.clone().map(InterfaceRef::Name);
     let target = match args.local {
         Some(local) => conn.target(local, args.remote, interface)?,
@@ -33,10 +44,6 @@ pub fn run(scope: &super::Scope, args: &ReachArgs) -> Outcome {
             // No route now, so no source the kernel would choose.
             Err(netreach::Error::NoSource { remote, reason }) => {
                 let state = Reachability::Unreachable(reason);
-                if !args.watch {
-                    print_once(args, None, remote, &state)?;
-                    return Ok(ExitCode::from(1));
-                }
                 let snap = monitor.snapshot();
                 let Some(local) = fallback_local(&snap, remote, args.interface.as_deref()) else {
                     print_once(args, None, remote, &state)?;
@@ -54,12 +61,38 @@ pub fn run(scope: &super::Scope, args: &ReachArgs) -> Outcome {
             Err(e) => return Err(e.into()),
         },
     };
-    if args.watch {
-        return watch(&monitor, &conn, &target, args.json);
-    }
+    watch(&monitor, &conn, &target, args.json)
+}
+
+/// One answer: the source used (`None` when the kernel has no route, so no source), the
+/// remote and its reachability. Bad input (an address that makes no target, an ambiguous
+/// link-local remote) is a [`Failure`] with exit code 2. `reach` and `serve`'s `/v1/reach`
+/// both ask this.
+pub fn once(
+    monitor: &Monitor,
+    conn: &ConnectionMonitor,
+    remote: IpAddr,
+    local: Option<IpAddr>,
+    interface: Option<String>,
+) -> Result<(Option<IpAddr>, IpAddr, Reachability), Failure> {
+    let interface = match interface {
+        Some(i) => Some(i),
+        None => link_of(&monitor.snapshot(), remote, local)?,
+    };
+    let interface = interface.map(InterfaceRef::Name);
+    let target = match local {
+        Some(local) => conn.target(local, remote, interface)?,
+        None => match conn.target_for(remote, interface) {
+            Ok(target) => target,
+            // No route now, so no source the kernel would choose.
+            Err(netreach::Error::NoSource { remote, reason }) => {
+                return Ok((None, remote, Reachability::Unreachable(reason)));
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
     let state = conn.check(&target)?;
-    print_once(args, Some(target.local()), target.remote(), &state)?;
-    Ok(exit_code(&state))
+    Ok((Some(target.local()), target.remote(), state))
 }
 
 /// 0 when reachable, 1 when not.

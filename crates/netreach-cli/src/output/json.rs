@@ -87,6 +87,14 @@ impl<'a> Status<'a> {
         self
     }
 
+    // Used by `serve`, which is Linux only.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    /// The probes' verdicts as a status monitor keeps them (`serve --probe`).
+    pub fn with_verification(mut self, v: &'a Verification) -> Self {
+        self.state.verification = Some(VerificationJson::from(v));
+        self
+    }
+
     pub fn with_probes(mut self, results: &'a [ProbeResult]) -> Self {
         let summary = Verification::from_results(results.to_vec());
         self.state.verification = Some(VerificationJson {

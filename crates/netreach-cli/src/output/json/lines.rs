@@ -68,6 +68,28 @@ impl<'a> Line<'a> {
         self
     }
 
+    // Used by `serve`, which is Linux only.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    /// Adds the probes' verdicts to a `ready` line (`serve --probe`: a client that joins late
+    /// learns them here, not from `probe_changed` lines it never saw).
+    pub fn with_verification(mut self, v: &'a Verification) -> Self {
+        if let Body::Ready { state, .. } = &mut self.body {
+            state.verification = Some(VerificationJson::from(v));
+        }
+        self
+    }
+
+    // Used by `serve`, which is Linux only.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    /// A `ready` line as a `resynced` line with the whole state: what `serve` sends a client
+    /// whose `Last-Event-ID` is older than its backlog (docs/serve.md).
+    pub fn into_resynced(mut self) -> Self {
+        if let Body::Ready { .. } = self.body {
+            self.kind = "resynced";
+        }
+        self
+    }
+
     pub fn new(n: &'a Notification, names: &Names) -> Line<'a> {
         let time = rfc3339(n.time());
         let (kind, body) = match n {
