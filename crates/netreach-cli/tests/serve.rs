@@ -44,6 +44,43 @@ fn wait_status(srv: &Serve, text: &str) {
     });
 }
 
+/// The service needs no privilege of its own: as `nobody`, with no capability at all, started
+/// inside the namespace (entering one is what needs `CAP_SYS_ADMIN`), it serves the state.
+#[test]
+fn it_runs_unprivileged() {
+    require_tool("setpriv", "util-linux");
+    let ns = online("servenobody");
+    let dir = serve_util::scratch("nobody");
+    // The socket is made by `nobody`.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &ns.name])
+        .args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ])
+        .args(["--inh-caps=-all", "--bounding-set=-all"])
+        .arg(env!("CARGO_BIN_EXE_netreach"))
+        .args(common::backend_args());
+    let srv = Serve::spawn_in(dir, c, &[]);
+    let uid = std::fs::read_to_string(format!("/proc/{}/status", srv.pid()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|u| u.split_whitespace().next().unwrap_or_default().to_owned())
+        });
+    // The pid is `ip`'s, which execs setpriv, which execs netreach: the same process.
+    assert_eq!(uid.as_deref(), Some("65534"), "it runs as nobody");
+    let (status, body) = srv.get("/v1/status");
+    assert_eq!(status, 200, "{body}");
+    let v = schema::check(Schema::Status, &body);
+    assert_eq!(v["connectivity"]["ipv4"], "internet", "{v}");
+    assert_eq!(srv.get("/healthz").0, 200);
+}
+
 #[test]
 fn the_json_endpoints_are_the_clis() {
     let ns = online("srvjson");

@@ -53,8 +53,12 @@ impl Serve {
     }
 
     /// The same, with the command given (to run it inside a namespace with `ip netns exec`).
-    pub fn spawn(mut c: Command, args: &[&str]) -> Serve {
-        let dir = scratch("srv");
+    pub fn spawn(c: Command, args: &[&str]) -> Serve {
+        Serve::spawn_in(scratch("srv"), c, args)
+    }
+
+    /// The same, with the socket in `dir`.
+    pub fn spawn_in(dir: PathBuf, mut c: Command, args: &[&str]) -> Serve {
         let socket = dir.join("s.sock");
         let listen = format!("unix:{}", socket.display());
         c.args(["serve", "--listen", &listen])
