@@ -7,6 +7,7 @@
 
 pub mod kernel;
 pub mod lab;
+pub mod marker;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
