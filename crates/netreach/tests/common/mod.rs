@@ -162,9 +162,16 @@ impl Ns {
     }
 
     /// A veth pair from `a` here to `b` in `other`.
+    ///
+    /// `a` gets an interface index of its own (from 1000 up). In two fresh namespaces both ends
+    /// would have the same index, and the kernel takes a veth whose peer's index equals its own
+    /// for one without a peer: linkwatch then reports its carrier with the non-urgent delay, up
+    /// to a second later, and the operational state and IPv6 (which waits for it) lag as long.
     pub fn veth_to(&self, a: &str, other: &Ns, b: &str) {
+        static INDEX: AtomicU32 = AtomicU32::new(1000);
+        let index = INDEX.fetch_add(1, Ordering::Relaxed);
         self.ip(&format!(
-            "link add {a} type veth peer name {b} netns {}",
+            "link add {a} index {index} type veth peer name {b} netns {}",
             other.name
         ));
     }

@@ -127,10 +127,17 @@ impl Lab {
         for (i, server) in servers.iter().enumerate() {
             let up = format!("up{i}");
             let net = i + 1;
+            // An index of its own for the client's end (see `common::Ns::veth_to`): with both
+            // ends at index 2 of fresh namespaces, linkwatch takes up to a second to report the
+            // carrier, and the server drops IPv6 packets (neighbour solicitations too) until
+            // then, so each test's first IPv6 connection took a second.
+            let index = (100 + i).to_string();
             client.ip(&[
                 "link",
                 "add",
                 &up,
+                "index",
+                &index,
                 "type",
                 "veth",
                 "peer",
