@@ -355,7 +355,9 @@ fn mid_step(i: u32, out: &mut String) {
 /// The burst is fed to `ip` until every monitor has started, so that it runs during each start
 /// whatever the machine's speed; it keeps the tables small, because a dump the kernel keeps
 /// flagging interrupted (`NLM_F_DUMP_INTR`) fails the start after 32 attempts
-/// (`Error::DumpInterrupted`), which a sustained burst over large tables can make happen.
+/// (`Error::DumpInterrupted`), which a sustained burst over large tables can make happen. So
+/// each dump here fits one part and is never flagged; the redo of a flagged dump is proven by
+/// `a_dump_interrupted_by_a_change_is_redone`, every time.
 #[test]
 fn start_during_a_burst_misses_nothing() {
     let ns = Ns::new("midburst");
@@ -418,6 +420,63 @@ fn start_during_a_burst_misses_nothing() {
         }
     }
     eprintln!("{fed} steps of the burst fed before the monitors had started");
+}
+
+/// A change between two parts of a monitor's first dump: the kernel flags the dump
+/// interrupted (`NLM_F_DUMP_INTR`) and the monitor redoes it; the notifications of the change,
+/// queued since the monitor subscribed (before it dumped), are applied after the dump (where
+/// the redone dump shows the change already, as no-ops). A test hook between dump parts makes
+/// the change happen there every time, which no timing of a burst does reliably.
+#[test]
+fn a_dump_interrupted_by_a_change_is_redone() {
+    let ns = Ns::new("dumpintr");
+    quiet_links(&ns, "di", "dj", 4);
+    // Enough addresses for the address dump to take several parts (some 400 fit one).
+    let add: String = (0..2_000u32)
+        .map(|i| {
+            format!(
+                "addr add 2001:db8:9::{:x}/128 dev di{} nodad\n",
+                i + 1,
+                i % 4
+            )
+        })
+        .collect();
+    ns.ip_batch(&add);
+    let mut marker = Marker::new(&ns);
+    let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let hook = {
+        let (calls, netns) = (calls.clone(), ns.name.clone());
+        let changed = AtomicBool::new(false);
+        move |what: &'static str, attempt: u32| {
+            calls.lock().unwrap().push((what, attempt));
+            // Once, after the first part of the first address dump: the kernel has made the
+            // second part already, so the third is flagged.
+            if what == "address" && !changed.swap(true, Ordering::SeqCst) {
+                for change in [
+                    "addr add 2001:db8:9:ffff::1/128 dev di0 nodad",
+                    "addr del 2001:db8:9::1/128 dev di0",
+                ] {
+                    let mut args = vec!["-n", netns.as_str()];
+                    args.extend(change.split(' '));
+                    common::run("ip", &args);
+                }
+            }
+        }
+    };
+    let monitor = common::builder()
+        .netns(ns.netns())
+        .__dump_hook_for_test(hook)
+        .build()
+        .expect("monitor");
+    let calls = calls.lock().unwrap().clone();
+    assert!(
+        calls.contains(&("address", 1)),
+        "the address dump was redone after the change: {calls:?}"
+    );
+    let mut sub = monitor.subscribe();
+    assert_in_step(&ns, &mut marker, &mut sub);
+    let has = |a: &str| sub.view().addresses().any(|x| x.address.to_string() == a);
+    assert!(has("2001:db8:9:ffff::1") && !has("2001:db8:9::1"));
 }
 
 /// Forcing socket overflow with a tiny receive buffer: the monitor resyncs and still ends in
