@@ -2,16 +2,18 @@
 //! about, so that it waits for the monitor to report *that* instead of polling for a state.
 //!
 //! The kernel sends its notifications in the order it makes the changes, and the monitor reads
-//! and publishes them in that order. So once a subscription reports a mark, the monitor has
-//! applied every change the kernel notified before it, and its view can be compared with the
-//! kernel's (`ip -j`) once, at that point.
+//! and publishes them in that order. So once a subscription's view has a mark, the monitor has
+//! applied every change the kernel notified before it, and the view can be compared with the
+//! kernel's (`ip -j`) once, at that point. (The view is the state after the whole batch of the
+//! item read last: the rest of a large batch may still be on its way to the subscribers.)
 //!
-//! A second mark, made once the first was reported, comes in a later read of the kernel's
-//! messages (the first was read already), and the monitor's thread finishes a read (the route
-//! refreshes, route lookups and derived changes it asked for, all published) before it reads
-//! again (`driver.rs`: feed, act, publish). So once the second mark is reported, everything
-//! derived from the changes made before the first is out: [`Marker::settle`]. That is when a
-//! test can check at once that something did *not* happen, instead of waiting a while for it.
+//! A second mark, made once the first was seen, comes in a later read of the kernel's messages
+//! (or a later poll), and the monitor's thread finishes a read (every slice of its batch, the
+//! route refreshes, route lookups and derived changes it asked for, all published) before it
+//! reads again (`driver.rs`: feed, act, publish). So once the second mark is seen, everything
+//! the monitor made of the changes before the first has been handed out: [`Marker::settle`].
+//! That is when a test can check at once that something did *not* happen, instead of waiting a
+//! while for it.
 //!
 //! The mark is the MTU of a tun device of its own, `mark0`, kept down so that the kernel does
 //! nothing with it on its own; each mark sets an MTU not set before. (The kernels the suite runs
@@ -79,16 +81,19 @@ impl Marker {
         until_view(sub, "the mark", MARK_WAIT, |snap| self.is_in(snap))
     }
 
-    /// Makes a mark and reads `sub` until it reports it: every change notified before is then
-    /// in `sub.view()`.
+    /// Makes a mark and reads `sub` until its view has it: every change notified before is then
+    /// in `sub.view()` (though not every item may have been handed out yet: see [`settle`]).
+    ///
+    /// [`settle`]: Marker::settle
     pub fn pass(&mut self, sub: &mut Subscription) -> Vec<Notification> {
         self.mark();
         self.wait(sub)
     }
 
-    /// Two marks, the second made once the first was reported: everything the monitor derived
-    /// from changes made before this call (route refreshes, lookups, connectivity and
-    /// reachability changes, and their counters) has been published. See the module docs.
+    /// Two marks, the second made once the first was seen: everything the monitor made of the
+    /// changes before this call (every item of their batches, route refreshes, lookups,
+    /// connectivity and reachability changes, and their counters) has been published to every
+    /// subscriber. See the module docs.
     pub fn settle(&mut self, sub: &mut Subscription) -> Vec<Notification> {
         let mut read = self.pass(sub);
         read.extend(self.pass(sub));
