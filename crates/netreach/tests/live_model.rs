@@ -543,8 +543,8 @@ fn caller_thread_stays_in_its_namespace() {
 
 #[test]
 fn async_subscription_works_without_a_runtime() {
-    // A minimal executor: polls the future on this thread, parking until woken. A pending
-    // future that nobody wakes fails the test (it is not polled again by time).
+    // A minimal executor: the future is polled on this thread, which parks until woken. A
+    // pending future that nobody wakes fails the test (it is not polled again by time).
     use std::future::Future;
     use std::sync::atomic::AtomicUsize;
     use std::task::{Context, Poll, Wake, Waker};
@@ -558,24 +558,6 @@ fn async_subscription_works_without_a_runtime() {
             self.thread.unpark();
         }
     }
-    fn block_on<T>(
-        unpark: &Unpark,
-        cx: &mut Context<'_>,
-        mut f: std::pin::Pin<&mut impl Future<Output = T>>,
-    ) -> T {
-        loop {
-            let wakes = unpark.wakes.load(Ordering::SeqCst);
-            if let Poll::Ready(v) = f.as_mut().poll(cx) {
-                return v;
-            }
-            let deadline = std::time::Instant::now() + SETTLE;
-            while unpark.wakes.load(Ordering::SeqCst) == wakes {
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
-                assert!(!left.is_zero(), "a pending recv_async was not woken");
-                std::thread::park_timeout(left);
-            }
-        }
-    }
     let unpark = Arc::new(Unpark {
         thread: std::thread::current(),
         wakes: AtomicUsize::new(0),
@@ -585,28 +567,33 @@ fn async_subscription_works_without_a_runtime() {
     let ns = Ns::new("async");
     let monitor = common::monitor_in(ns.netns()).expect("monitor");
     let mut sub = monitor.subscribe();
+    let first = std::pin::pin!(sub.recv_async()).poll(&mut cx);
     assert!(matches!(
-        block_on(&unpark, &mut cx, std::pin::pin!(sub.recv_async())),
-        Some(Notification::Ready { .. })
+        first,
+        Poll::Ready(Some(Notification::Ready { .. }))
     ));
     // Nothing has changed yet: the next item is pending, and only the change made below can
     // wake it.
     let mut next = std::pin::pin!(sub.recv_async());
-    let wakes = unpark.wakes.load(Ordering::SeqCst);
     assert!(next.as_mut().poll(&mut cx).is_pending());
     ns.veth("aa", "ab");
-    let n = block_on(&unpark, &mut cx, next);
-    assert!(
-        unpark.wakes.load(Ordering::SeqCst) > wakes,
-        "woken by the change"
-    );
+    let deadline = std::time::Instant::now() + SETTLE;
+    while unpark.wakes.load(Ordering::SeqCst) == 0 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(
+            !left.is_zero(),
+            "the pending recv_async was not woken by the change"
+        );
+        std::thread::park_timeout(left);
+    }
+    let n = next.as_mut().poll(&mut cx);
     assert!(
         matches!(
             &n,
-            Some(Notification::Change {
+            Poll::Ready(Some(Notification::Change {
                 event: Event::InterfaceAdded(_),
                 ..
-            })
+            }))
         ),
         "{n:?}"
     );
