@@ -17,7 +17,7 @@ use netreach_core::machine::{Machine, MachineConfig};
 use crate::driver::{Command, Driver, Shared};
 use crate::hub::{Hub, Interest, lock};
 use crate::subscription::EVERYTHING;
-use crate::sys::BackendKind;
+use crate::sys::{BackendKind, DumpHook};
 use crate::{Error, Netns, Subscription};
 
 /// Receive buffer asked for at start; doubled on each overflow up to 64 MiB.
@@ -58,12 +58,24 @@ pub(crate) struct Counters {
 }
 
 /// Options for a [`Monitor`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MonitorBuilder {
     netns: Netns,
     queue: usize,
     rcvbuf: usize,
     backend: BackendKind,
+    dump_hook: Option<DumpHook>,
+}
+
+impl std::fmt::Debug for MonitorBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MonitorBuilder")
+            .field("netns", &self.netns)
+            .field("queue", &self.queue)
+            .field("rcvbuf", &self.rcvbuf)
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for MonitorBuilder {
@@ -73,6 +85,7 @@ impl Default for MonitorBuilder {
             queue: 4096,
             rcvbuf: INITIAL_RCVBUF,
             backend: BackendKind::Netlink,
+            dump_hook: None,
         }
     }
 }
@@ -119,6 +132,21 @@ impl MonitorBuilder {
     /// [`MonitorBuilder::backend`] with [`BackendKind::Polling`].
     pub fn poll_every(self, interval: Duration) -> Self {
         self.backend(BackendKind::Polling { interval })
+    }
+
+    /// Test hook: `hook` runs on the monitor's dumping thread after each part of each dump is
+    /// read, with what is dumped (`"link"`, `"address"`, `"route"`, `"rule"`) and the attempt
+    /// (0 first; the kernel flags a dump interrupted when its table changed between two parts,
+    /// and the dump is redone). A test can change the kernel's tables from there, which no
+    /// timing can do reliably: `tests/live_model.rs` proves so that an interrupted dump is
+    /// redone, and that the notifications queued meanwhile are applied after it.
+    #[doc(hidden)]
+    pub fn __dump_hook_for_test(
+        mut self,
+        hook: impl Fn(&'static str, u32) + Send + Sync + 'static,
+    ) -> Self {
+        self.dump_hook = Some(std::sync::Arc::new(hook));
+        self
     }
 
     /// Opens the sockets, reads the current state and starts the monitor's thread.
@@ -188,7 +216,12 @@ impl Monitor {
     fn start(opts: MonitorBuilder) -> Result<Monitor, Error> {
         let shared = Arc::new(Shared::new()?);
         // Subscribe first, then dump: see the module docs.
-        let (backend, snapshot) = crate::sys::open(opts.backend, &opts.netns, opts.rcvbuf)?;
+        let (backend, snapshot) = crate::sys::open(
+            opts.backend,
+            &opts.netns,
+            opts.rcvbuf,
+            opts.dump_hook.clone(),
+        )?;
         shared
             .counters
             .rcvbuf

@@ -16,13 +16,19 @@ use std::time::Duration;
 use common::lab::{
     Lab, Plan, V4, V6, WAIT, Watcher, ip, named, reachable, reachable_via, reason, sysctl,
 };
+use common::marker::{Marker, until_item, until_view};
 use netreach::core::reach::{Reachability, Reason, TargetId};
-use netreach::{ConnectionMonitor, Monitor, RouteType, Watch};
+use netreach::{
+    ConnectionMonitor, Monitor, Notification, OperState, RouteType, Subscription, Watch,
+};
 
 /// The TCP connection's target and a same-subnet target (the host's gateway), both reachable.
 struct Started {
     lab: Lab,
     _monitor: Monitor,
+    /// The host's marker, and a model subscription that reads the marks.
+    marker: Marker,
+    model: Subscription,
     conn: ConnectionMonitor,
     w: Watcher,
     tcp: Watch,
@@ -32,7 +38,9 @@ struct Started {
 
 fn start(tag: &str, plan: Plan) -> Started {
     let lab = Lab::new(tag);
+    let marker = Marker::new(&lab.host);
     let monitor = common::monitor_in(lab.host.netns()).expect("monitor");
+    let model = monitor.subscribe();
     let conn = ConnectionMonitor::new(&monitor);
     let w = Watcher::new(&conn);
     let streams = lab.connect(plan, 4040);
@@ -59,6 +67,8 @@ fn start(tag: &str, plan: Plan) -> Started {
     Started {
         lab,
         _monitor: monitor,
+        marker,
+        model,
         conn,
         w,
         tcp,
@@ -101,8 +111,15 @@ fn each_cause(tag: &str, plan: Plan) {
     w.until(near, "host side down", |r| {
         matches!(r, Reachability::Unreachable(Reason::InterfaceDown { .. }))
     });
-    // The lookups that follow (no route now) do not change the reason.
-    if let Some((id, r)) = w.next(Duration::from_millis(500)) {
+    // The lookups that follow (no route now) do not change the reason: once the model has h0
+    // down (linkwatch reports its operational state after the command) and the monitor has
+    // judged everything before two marks, every change it derived has been published.
+    until_view(&mut s.model, "h0 down", WAIT, |snap| {
+        snap.interface_by_name("h0")
+            .is_some_and(|i| i.oper_state == OperState::Down)
+    });
+    s.marker.settle(&mut s.model);
+    if let Some((id, r)) = w.next(Duration::ZERO) {
         panic!("after the link went down, {id} changed again: {r}");
     }
     s.lab.restore_host();
@@ -349,11 +366,13 @@ fn lost_notifications_look_every_target_up_again() {
     }
     const TARGETS: usize = 100;
     let lab = Lab::new("rco");
+    let mut marker = Marker::new(&lab.host);
     let monitor = common::builder()
         .netns(lab.host.netns())
         .receive_buffer(4096)
         .build()
         .expect("monitor");
+    let mut model = monitor.subscribe();
     let conn = ConnectionMonitor::new(&monitor);
     let mut w = Watcher::new(&conn);
     let targets: Vec<Watch> = (0..TARGETS)
@@ -371,14 +390,22 @@ fn lost_notifications_look_every_target_up_again() {
     // which no target uses.
     let stall = monitor.__stall_for_test();
     lab.host.ip("addr add 2001:db8:7::ffff/128 dev h1 nodad");
-    let adds: String = (1..=3000u32)
+    let adds: String = (1..=1000u32)
         .map(|i| format!("addr add 2001:db8:7::{i:x}/128 dev h1 nodad\n"))
         .collect();
     lab.host.ip_batch(&adds);
     drop(stall);
-    common::wait_until("every target looked up again", WAIT, || {
-        conn.route_lookups() - before >= TARGETS as u64
+    // The resync follows the overflow, and every target's new lookup follows the resync: all
+    // done once the monitor has judged everything before two marks.
+    until_item(&mut model, "the resync", WAIT, |n| {
+        matches!(n, Notification::Resynced { .. })
     });
+    marker.settle(&mut model);
+    assert!(
+        conn.route_lookups() - before >= TARGETS as u64,
+        "every target looked up again: {} lookups",
+        conn.route_lookups() - before
+    );
     assert!(monitor.stats().resyncs > 0, "a 4 KiB buffer must overflow");
     // A blackhole for one remote: its report comes after anything the resync reported.
     lab.host.ip("route add blackhole 198.19.1.1/32");

@@ -1,5 +1,6 @@
 //! The status monitor against the real kernel: every level and transition per family, each
-//! change reported exactly once.
+//! change reported exactly once, and none where nothing changes (checked at a mark, see
+//! `common::marker`, not by waiting a while).
 
 // Every test here builds network namespaces, which only Linux has.
 #![cfg(target_os = "linux")]
@@ -10,19 +11,27 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::Ns;
+use common::marker::{Marker, until_view};
 use netreach::core::connectivity::{ConnectivityChange, ConnectivityConfig, Level};
-use netreach::{Family, StatusMonitor, StatusNotification, StatusSubscription};
+use netreach::{Family, StatusMonitor, StatusNotification, StatusSubscription, Subscription};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Reads status changes, checking that none repeats a level, until `family` reaches `level`.
+/// Reads status changes, checking that none repeats a level, until `family` reaches `level`;
+/// marks the host's notification stream to tell when nothing more is coming.
 struct Watcher {
     sub: StatusSubscription,
     levels: BTreeMap<Option<Family>, Level>,
+    /// The host's marker, and a model subscription that reads the marks.
+    marker: Marker,
+    model: Subscription,
 }
 
 impl Watcher {
-    fn new(status: &StatusMonitor) -> Watcher {
+    fn new(status: &StatusMonitor, host: &Ns) -> Watcher {
+        let model = status.monitor().subscribe();
+        // A tun device, down: no level depends on it.
+        let marker = Marker::new(host);
         let mut sub = status.subscribe();
         let Some(StatusNotification::Ready { connectivity, .. }) = sub.recv() else {
             panic!("first item is Ready")
@@ -32,7 +41,12 @@ impl Watcher {
             (Some(Family::Ipv6), connectivity.ipv6),
             (None, connectivity.overall),
         ]);
-        Watcher { sub, levels }
+        Watcher {
+            sub,
+            levels,
+            marker,
+            model,
+        }
     }
 
     /// Waits for `family` to change to `level`; returns the reason text. Every change seen on
@@ -61,16 +75,22 @@ impl Watcher {
         }
     }
 
-    /// No level change of `family` arrives within a short while.
+    /// No level change of `family` follows the changes made so far: once the monitor has
+    /// judged everything before two marks ([`Marker::settle`]), every change it derived is in
+    /// the subscription, so what is there is read at once. For changes the kernel reports when
+    /// the command returns (routes, rules, addresses, a deleted link); wait for a carrier
+    /// change's own event first.
     fn quiet(&mut self, family: Option<Family>) {
-        while let Some(n) = self.sub.recv_timeout(Duration::from_millis(400)) {
+        self.marker.settle(&mut self.model);
+        while let Some(n) = self.sub.try_recv().expect("the status monitor runs") {
             if let StatusNotification::Changed {
                 change: ConnectivityChange::Level(c),
                 ..
             } = n
             {
                 assert_ne!(c.family, family, "unexpected change {c}");
-                self.levels.insert(c.family, c.new);
+                let before = self.levels.insert(c.family, c.new);
+                assert_eq!(before, Some(c.old), "change continues from the last: {c}");
             }
         }
     }
@@ -103,7 +123,7 @@ fn ipv4_levels_and_transitions() {
         )
     );
     assert!(!status.is_online());
-    let mut w = Watcher::new(&status);
+    let mut w = Watcher::new(&status, &host);
 
     host.ip("link set h0 up");
     host.ip("addr add 198.18.20.2/24 dev h0");
@@ -179,7 +199,7 @@ fn ipv6_levels_link_local_gateway_and_independence() {
     );
     let monitor = common::monitor_in(host.netns()).expect("monitor");
     let status = StatusMonitor::new(&monitor, ConnectivityConfig::default());
-    let mut w = Watcher::new(&status);
+    let mut w = Watcher::new(&status, &host);
 
     // Link up with carrier and only fe80:: gives local.
     host.ip("link set h0 up");
@@ -219,19 +239,18 @@ fn linkdown_route_is_not_internet() {
     let monitor = common::monitor_in(host.netns()).expect("monitor");
     let status = StatusMonitor::new(&monitor, ConnectivityConfig::default());
     assert_eq!(status.connectivity().ipv4, Level::Internet);
-    let mut w = Watcher::new(&status);
+    let mut w = Watcher::new(&status, &host);
     router.ip("link set r0 down");
     w.expect(Some(Family::Ipv4), Level::Disconnected);
-    common::wait_until(
+    // The kernel flags the default route `linkdown` without a message of its own; the monitor
+    // learns it from the route refresh that h0's carrier loss asks for.
+    until_view(
+        &mut w.model,
         "the kernel to flag the default route linkdown",
         WAIT,
-        || {
-            monitor
-                .snapshot()
-                .routes()
-                .any(|r| r.is_default() && r.linkdown)
-        },
+        |s| s.routes().any(|r| r.is_default() && r.linkdown),
     );
+    w.quiet(Some(Family::Ipv4));
     assert_ne!(status.connectivity().ipv4, Level::Internet);
 }
 
@@ -260,9 +279,14 @@ fn dropping_the_last_handle_ends_subscriptions() {
     let mut sub = status.subscribe();
     assert!(matches!(sub.recv(), Some(StatusNotification::Ready { .. })));
     drop(status);
-    // A clone still lives: the stream goes on.
-    assert!(sub.recv_timeout(Duration::from_millis(300)).is_none());
-    assert!(sub.try_recv().is_ok(), "not ended while a handle lives");
+    // A clone still lives: the stream goes on. Were the drop to detach, the monitor's thread
+    // would close the stream when it handles the detach; attaching another status monitor is
+    // a command it handles after that one, and `new` returns once it did.
+    let _barrier = StatusMonitor::new(&monitor, ConnectivityConfig::default());
+    assert!(
+        matches!(sub.try_recv(), Ok(None)),
+        "not ended while a handle lives"
+    );
     drop(clone);
     // The monitor itself still runs, but this status monitor is gone: its stream ends.
     assert_eq!(sub.recv_timeout(WAIT), None);

@@ -11,6 +11,7 @@
 //! - `unsupported` (every other system): compiles, and every constructor returns
 //!   [`crate::Error::Unsupported`].
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use netreach_core::machine::LookupFailure;
@@ -116,12 +117,18 @@ pub(crate) trait Backend: Send {
     }
 }
 
+/// Test hook: called after each part of a dump is read, with what is dumped (`"link"`,
+/// `"address"`, `"route"`, `"rule"`) and the attempt (0 first, more when the kernel flagged an
+/// earlier one interrupted). See `MonitorBuilder::__dump_hook_for_test`.
+pub(crate) type DumpHook = Arc<dyn Fn(&'static str, u32) + Send + Sync>;
+
 /// Opens a backend in `netns` and reads the first state. Subscribes before dumping, so that no
 /// change is lost in between.
 pub(crate) fn open(
     kind: BackendKind,
     netns: &crate::Netns,
     rcvbuf: usize,
+    hook: Option<DumpHook>,
 ) -> Result<(Box<dyn Backend>, Snapshot), Error> {
-    imp::open(kind, netns, rcvbuf)
+    imp::open(kind, netns, rcvbuf, hook)
 }

@@ -1,7 +1,7 @@
 //! The backend of systems netreach does not support yet: it compiles, and every constructor
 //! returns [`Error::Unsupported`], so that code using netreach builds everywhere.
 
-use crate::sys::{Backend, BackendKind};
+use crate::sys::{Backend, BackendKind, DumpHook};
 use crate::{Error, Netns};
 
 /// No wake-up descriptor here.
@@ -22,6 +22,7 @@ pub(crate) fn open(
     _kind: BackendKind,
     _netns: &Netns,
     _rcvbuf: usize,
+    _hook: Option<DumpHook>,
 ) -> Result<(Box<dyn Backend>, netreach_core::Snapshot), Error> {
     Err(Error::Unsupported {
         what: "monitoring the network",

@@ -1,11 +1,13 @@
-//! The kernel's own view (`ip -j ...`) and netreach's, reduced to comparable sets.
+//! The kernel's own view (`ip -j ...`) and netreach's, reduced to comparable sets, and the one
+//! way the tests compare them while things change: at a mark ([`assert_in_step`]), read once.
 
 use std::collections::BTreeSet;
 
-use netreach::Snapshot;
+use netreach::{Snapshot, Subscription};
 use serde_json::Value;
 
 use super::Ns;
+use super::marker::{MARK_WAIT, Marker};
 
 /// (index, name, kind, admin_up, oper_state, carrier, mtu, mac)
 pub type LinkRow = (u32, String, String, bool, String, bool, u32, String);
@@ -177,25 +179,85 @@ pub fn model_routes(snap: &Snapshot) -> BTreeSet<RouteRow> {
         .collect()
 }
 
-/// Asserts the model equals the kernel's view, link by link, address by address, route by
-/// route, with a readable difference on failure.
-pub fn assert_matches_kernel(ns: &Ns, snap: &Snapshot) {
-    fn check<T: Ord + std::fmt::Debug>(what: &str, kernel: BTreeSet<T>, model: BTreeSet<T>) {
-        let missing: Vec<_> = kernel.difference(&model).collect();
-        let extra: Vec<_> = model.difference(&kernel).collect();
-        assert!(
-            missing.is_empty() && extra.is_empty(),
-            "{what}: missing from netreach {missing:#?}\nonly in netreach {extra:#?}"
-        );
-    }
-    check("links", kernel_links(ns), model_links(snap));
-    check("addresses", kernel_addrs(ns), model_addrs(snap));
-    check("routes", kernel_routes(ns), model_routes(snap));
+/// The kernel's view of a namespace, read once with `ip -j`.
+#[derive(Debug)]
+pub struct KernelView {
+    pub links: BTreeSet<LinkRow>,
+    pub addrs: BTreeSet<AddrRow>,
+    pub routes: BTreeSet<RouteRow>,
 }
 
-/// True when the model equals the kernel's view (for waiting).
-pub fn matches_kernel(ns: &Ns, snap: &Snapshot) -> bool {
-    kernel_links(ns) == model_links(snap)
-        && kernel_addrs(ns) == model_addrs(snap)
-        && kernel_routes(ns) == model_routes(snap)
+impl KernelView {
+    /// Reads links, addresses and routes (four `ip -j` runs).
+    pub fn read(ns: &Ns) -> KernelView {
+        KernelView {
+            links: kernel_links(ns),
+            addrs: kernel_addrs(ns),
+            routes: kernel_routes(ns),
+        }
+    }
+
+    /// What differs between `snap` and this view, link by link, address by address, route by
+    /// route; `None` when they are equal.
+    pub fn differences(&self, snap: &Snapshot) -> Option<String> {
+        fn check<T: Ord + std::fmt::Debug>(
+            what: &str,
+            kernel: &BTreeSet<T>,
+            model: &BTreeSet<T>,
+            out: &mut String,
+        ) {
+            let missing: Vec<_> = kernel.difference(model).collect();
+            let extra: Vec<_> = model.difference(kernel).collect();
+            if !missing.is_empty() || !extra.is_empty() {
+                out.push_str(&format!(
+                    "{what}: missing from netreach {missing:#?}\nonly in netreach {extra:#?}\n"
+                ));
+            }
+        }
+        let mut out = String::new();
+        check("links", &self.links, &model_links(snap), &mut out);
+        check("addresses", &self.addrs, &model_addrs(snap), &mut out);
+        check("routes", &self.routes, &model_routes(snap), &mut out);
+        (!out.is_empty()).then_some(out)
+    }
+}
+
+/// Asserts the model equals the kernel's view now, with a readable difference on failure.
+/// Only when nothing changes any more; otherwise see [`assert_in_step`].
+pub fn assert_matches_kernel(ns: &Ns, snap: &Snapshot) {
+    if let Some(d) = KernelView::read(ns).differences(snap) {
+        panic!("the model differs from the kernel:\n{d}");
+    }
+}
+
+/// How many times [`assert_in_step`] compares at most: more than the changes the kernel makes
+/// on its own in a test's namespace after the test's last command (duplicate address detection
+/// ending for each link-local address, operational states reported by linkwatch).
+const ATTEMPTS: usize = 32;
+
+/// Asserts that `sub`'s view equals the kernel's once the monitor has caught up with every
+/// change made so far: makes a mark, reads `sub` until it reports it ([`Marker::pass`]), then
+/// reads the kernel's view once and compares.
+///
+/// The kernel also changes things on its own, after the command that caused them returned
+/// (IPv6 duplicate address detection ends, linkwatch reports an operational state). A change it
+/// made between the mark and the `ip -j` run makes the views differ; the monitor then reports
+/// it, so after a difference this waits for the monitor's next item and compares again, after
+/// a new mark. Each retry follows an event, none a timer; there are at most [`ATTEMPTS`], and a
+/// difference that no change of the kernel explains fails with the difference after
+/// [`MARK_WAIT`].
+pub fn assert_in_step(ns: &Ns, marker: &mut Marker, sub: &mut Subscription) {
+    for attempt in 1..=ATTEMPTS {
+        marker.pass(sub);
+        let Some(d) = KernelView::read(ns).differences(sub.view()) else {
+            return;
+        };
+        assert!(
+            attempt < ATTEMPTS,
+            "the model still differs from the kernel after {ATTEMPTS} marks:\n{d}"
+        );
+        if sub.recv_timeout(MARK_WAIT).is_none() {
+            panic!("the model differs from the kernel, and no change comes:\n{d}");
+        }
+    }
 }

@@ -1,16 +1,21 @@
 //! Test helpers shared by the namespace-based integration tests: one type owns each throwaway
 //! network namespace and deletes it on drop, even when the test fails.
 //!
+//! The tests wait on events, not on time: a subscription's next item, a mark in the kernel's
+//! notification stream ([`marker`]), a test server's next connection. Each wait is bounded and
+//! fails naming what it waited for. `docs/testing.md` says how long the suite takes and why.
+//!
 //! Addresses used inside: 198.18.0.0/15 and 2001:db8::/32 only.
 
 #![allow(dead_code)]
 
 pub mod kernel;
 pub mod lab;
+pub mod marker;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use netreach::{BackendKind, Monitor, MonitorBuilder, Netns};
 use serde_json::Value;
@@ -161,9 +166,16 @@ impl Ns {
     }
 
     /// A veth pair from `a` here to `b` in `other`.
+    ///
+    /// `a` gets an interface index of its own (from 1000 up). In two fresh namespaces both ends
+    /// would have the same index, and the kernel takes a veth whose peer's index equals its own
+    /// for one without a peer: linkwatch then reports its carrier with the non-urgent delay, up
+    /// to a second later, and the operational state and IPv6 (which waits for it) lag as long.
     pub fn veth_to(&self, a: &str, other: &Ns, b: &str) {
+        static INDEX: AtomicU32 = AtomicU32::new(1000);
+        let index = INDEX.fetch_add(1, Ordering::Relaxed);
         self.ip(&format!(
-            "link add {a} type veth peer name {b} netns {}",
+            "link add {a} index {index} type veth peer name {b} netns {}",
             other.name
         ));
     }
@@ -190,14 +202,5 @@ pub fn try_run(cmd: &str, args: &[&str]) -> Result<String, String> {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-/// Waits until `cond` holds, checking every 10 ms; panics with `what` after `timeout`.
-pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -127,10 +127,17 @@ impl Lab {
         for (i, server) in servers.iter().enumerate() {
             let up = format!("up{i}");
             let net = i + 1;
+            // An index of its own for the client's end (see `common::Ns::veth_to`): with both
+            // ends at index 2 of fresh namespaces, linkwatch takes up to a second to report the
+            // carrier, and the server drops IPv6 packets (neighbour solicitations too) until
+            // then, so each test's first IPv6 connection took a second.
+            let index = (100 + i).to_string();
             client.ip(&[
                 "link",
                 "add",
                 &up,
+                "index",
+                &index,
                 "type",
                 "veth",
                 "peer",
@@ -203,13 +210,24 @@ enum Head {
 }
 
 /// A TCP server listening inside a namespace; each connection is handled on its own thread,
-/// after the request head was read. Stops (and joins its accept loop) on drop.
+/// after the request head was read. Records when it accepted each connection, so a test can
+/// wait for the next one ([`Server::wait_accepted`]) instead of for a while. Stops (and joins
+/// its accept loop) on drop.
 pub struct Server {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    accepted: Arc<AtomicUsize>,
+    accepts: Arc<Accepts>,
     requests: Arc<Mutex<Vec<String>>>,
+    /// A handle on the listening socket, to wake the accept loop on drop.
+    listener: TcpListener,
     accept: Option<JoinHandle<()>>,
+}
+
+/// When each connection was accepted, and a condition variable to wait for the next.
+#[derive(Default)]
+struct Accepts {
+    times: Mutex<Vec<Instant>>,
+    more: Condvar,
 }
 
 impl Server {
@@ -231,45 +249,67 @@ impl Server {
     fn spawn(ns: &Netns, addr: &str, head: Head, handler: Handler) -> Server {
         let addr: SocketAddr = addr.parse().expect("server address");
         let stop = Arc::new(AtomicBool::new(false));
-        let accepted = Arc::new(AtomicUsize::new(0));
+        let accepts = Arc::new(Accepts::default());
         let requests = Arc::new(Mutex::new(Vec::new()));
         let path = format!("/run/netns/{}", ns.name());
         let (ready_tx, ready_rx) = mpsc::channel();
         let accept = {
-            let (stop, accepted, requests) = (stop.clone(), accepted.clone(), requests.clone());
+            let (stop, accepts, requests) = (stop.clone(), accepts.clone(), requests.clone());
             thread::spawn(move || {
                 enter(&path);
                 let listener = TcpListener::bind(addr).expect("bind test server");
-                listener.set_nonblocking(true).expect("nonblocking");
-                ready_tx.send(()).expect("ready");
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            accepted.fetch_add(1, Ordering::Relaxed);
-                            let (handler, stop, requests) =
-                                (handler.clone(), stop.clone(), requests.clone());
-                            thread::spawn(move || serve(stream, head, handler, stop, requests));
-                        }
-                        Err(_) => thread::sleep(Duration::from_millis(10)),
+                ready_tx
+                    .send(listener.try_clone().expect("clone the listener"))
+                    .expect("ready");
+                // `accept` fails once the listener is shut down (see `drop`).
+                while let Ok((stream, _)) = listener.accept() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
                     }
+                    // Recorded before the handler runs, so before any answer is sent: a
+                    // client that got one was counted.
+                    accepts.times.lock().unwrap().push(Instant::now());
+                    accepts.more.notify_all();
+                    let (handler, stop, requests) =
+                        (handler.clone(), stop.clone(), requests.clone());
+                    thread::spawn(move || serve(stream, head, handler, stop, requests));
                 }
             })
         };
-        ready_rx
+        let listener = ready_rx
             .recv_timeout(Duration::from_secs(10))
             .expect("test server did not start");
         Server {
             addr,
             stop,
-            accepted,
+            accepts,
             requests,
+            listener,
             accept: Some(accept),
         }
     }
 
     /// Connections accepted so far.
     pub fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::Relaxed)
+        self.accepts.times.lock().unwrap().len()
+    }
+
+    /// Waits until `n` connections in all were accepted, failing after `timeout`; returns when
+    /// each connection so far was accepted.
+    pub fn wait_accepted(&self, n: usize, timeout: Duration) -> Vec<Instant> {
+        let times = self.accepts.times.lock().unwrap();
+        let (times, waited) = self
+            .accepts
+            .more
+            .wait_timeout_while(times, timeout, |t| t.len() < n)
+            .unwrap();
+        assert!(
+            !waited.timed_out(),
+            "{}: {} connections within {timeout:?}, not {n}",
+            self.addr,
+            times.len()
+        );
+        times.clone()
     }
 
     /// Request heads received so far.
@@ -281,6 +321,8 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        // Shutting a listening socket down wakes a thread blocked in `accept` (Linux).
+        let _ = rustix::net::shutdown(&self.listener, rustix::net::Shutdown::Read);
         if let Some(accept) = self.accept.take() {
             let _ = accept.join();
         }

@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use super::netlink::{NlSocket, RECV_BUF, Recv};
 use super::wake::Wake;
 use crate::monitor::Counters;
-use crate::sys::{Backend, BackendKind, Read};
+use crate::sys::{Backend, BackendKind, DumpHook, Read};
 use crate::{Error, Netns};
 
 /// The receive buffer never grows beyond this.
@@ -30,12 +30,13 @@ pub(crate) fn open(
     kind: BackendKind,
     netns: &Netns,
     rcvbuf: usize,
+    hook: Option<DumpHook>,
 ) -> Result<(Box<dyn Backend>, Snapshot), Error> {
     let sysfs = *netns == Netns::Current;
     let (mode, requests, snapshot) = match kind {
         BackendKind::Netlink => netns.run(|| {
             let events = NlSocket::notifications(rcvbuf)?;
-            let mut requests = NlSocket::requests()?;
+            let mut requests = NlSocket::requests()?.with_dump_hook(hook.clone());
             let snapshot = requests.dump_all()?;
             let mode = Mode::Notified {
                 events,
@@ -45,7 +46,7 @@ pub(crate) fn open(
             Ok::<_, Error>((mode, requests, snapshot))
         })??,
         BackendKind::Polling { interval } => netns.run(|| {
-            let mut requests = NlSocket::requests()?;
+            let mut requests = NlSocket::requests()?.with_dump_hook(hook.clone());
             let snapshot = requests.dump_all()?;
             let interval = interval.max(Duration::from_millis(1));
             let mode = Mode::Polled {

@@ -19,6 +19,7 @@ use rustix::io::Errno;
 use rustix::net::RecvFlags;
 
 use crate::Error;
+use crate::sys::DumpHook;
 
 /// Multicast groups (`RTNLGRP_*`) the monitor listens to.
 const GROUPS: [u32; 7] = [
@@ -49,10 +50,20 @@ pub(crate) enum Recv {
 }
 
 /// A netlink socket, opened in whatever namespace the calling thread is in.
-#[derive(Debug)]
 pub(crate) struct NlSocket {
     sock: Socket,
     seq: u32,
+    /// A test's hook between the parts of a dump.
+    hook: Option<DumpHook>,
+}
+
+impl std::fmt::Debug for NlSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NlSocket")
+            .field("sock", &self.sock)
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
+    }
 }
 
 impl NlSocket {
@@ -61,7 +72,11 @@ impl NlSocket {
         sock.bind_auto().map_err(|e| Error::socket("bind", e))?;
         // Strict checking makes the kernel honour the family in dump requests.
         let _ = sock.set_netlink_get_strict_chk(true);
-        Ok(NlSocket { sock, seq: 0 })
+        Ok(NlSocket {
+            sock,
+            seq: 0,
+            hook: None,
+        })
     }
 
     /// A non-blocking socket subscribed to link, address, route and rule changes, with a
@@ -83,6 +98,12 @@ impl NlSocket {
     /// A blocking socket for dumps and lookups.
     pub(crate) fn requests() -> Result<NlSocket, Error> {
         NlSocket::open()
+    }
+
+    /// The same socket, with a test's `hook` to run between dump parts.
+    pub(crate) fn with_dump_hook(mut self, hook: Option<DumpHook>) -> NlSocket {
+        self.hook = hook;
+        self
     }
 
     /// Sets the receive buffer, beyond `rmem_max` when privileged (`SO_RCVBUFFORCE`).
@@ -173,6 +194,7 @@ impl NlSocket {
         &mut self,
         request: RouteNetlinkMessage,
         what: &'static str,
+        attempt: u32,
         out: &mut Vec<Update>,
     ) -> Result<bool, Error> {
         let seq = self.send(request, NLM_F_REQUEST | NLM_F_DUMP)?;
@@ -184,6 +206,9 @@ impl NlSocket {
                 Err(Error::DumpInterrupted { .. }) => return Ok(false),
                 Err(e) => return Err(e),
             };
+            if let Some(hook) = &self.hook {
+                hook(what, attempt);
+            }
             for msg in parse_datagram(&buf[..n]) {
                 let msg = match msg {
                     Ok(m) => m,
@@ -218,9 +243,9 @@ impl NlSocket {
         request: impl Fn() -> RouteNetlinkMessage,
         what: &'static str,
     ) -> Result<Vec<Update>, Error> {
-        for _ in 0..DUMP_ATTEMPTS {
+        for attempt in 0..DUMP_ATTEMPTS {
             let mut out = Vec::new();
-            if self.dump_once(request(), what, &mut out)? {
+            if self.dump_once(request(), what, attempt, &mut out)? {
                 return Ok(out);
             }
             tracing::debug!(what, "dump interrupted, redoing it");
