@@ -204,3 +204,18 @@ pub fn try_run(cmd: &str, args: &[&str]) -> Result<String, String> {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
+
+/// Waits until `cond` holds, checking every 10 ms; panics with `what` after `timeout`. Only for
+/// what no event tells a test without a monitor of its own (the CLI tests' kernel set-up: an
+/// address finishing DAD before the binary runs); the library's tests wait on marks instead
+/// (see `marker`).
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
