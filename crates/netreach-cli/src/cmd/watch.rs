@@ -48,41 +48,22 @@ pub fn run(scope: &super::Scope, args: &WatchArgs) -> Outcome {
                     human::connectivity(&mut out, style, &conn)?;
                 }
             }
-            Notification::Connectivity {
-                seq,
-                cause_seq,
-                time,
-                change,
-                connectivity,
-            } => {
+            Notification::Connectivity { time, change, .. } => {
                 if !shown.kind(EventKind::Connectivity) {
                     continue;
                 }
                 if view.json {
-                    let line = json::ConnectivityLine::new(*seq, *time, change, connectivity)
-                        .caused_by(*cause_seq);
-                    serde_json::to_writer(&mut out, &line).map_err(io::Error::from)?;
-                    writeln!(out)?;
+                    print_json(&mut out, &n, &names)?;
                 } else {
                     human::connectivity_change(&mut out, style, *time, change)?;
                 }
             }
-            Notification::Verification {
-                seq,
-                cause_seq,
-                time,
-                change,
-                verification,
-                ..
-            } => {
+            Notification::Verification { time, change, .. } => {
                 if !shown.kind(EventKind::Probe) || !shown.interface(&change.interface) {
                     continue;
                 }
                 if view.json {
-                    let line = json::ProbeLine::new(*seq, *time, change, verification)
-                        .caused_by(*cause_seq);
-                    serde_json::to_writer(&mut out, &line).map_err(io::Error::from)?;
-                    writeln!(out)?;
+                    print_json(&mut out, &n, &names)?;
                 } else {
                     human::verification_change(&mut out, style, *time, change)?;
                 }
@@ -99,9 +80,7 @@ pub fn run(scope: &super::Scope, args: &WatchArgs) -> Outcome {
                     }
                 }
                 if view.json {
-                    serde_json::to_writer(&mut out, &json::Line::new(&n, &names))
-                        .map_err(io::Error::from)?;
-                    writeln!(out)?;
+                    print_json(&mut out, &n, &names)?;
                 } else {
                     human::line(&mut out, style, &n, &names)?;
                 }
@@ -115,4 +94,12 @@ pub fn run(scope: &super::Scope, args: &WatchArgs) -> Outcome {
         Some(e) => Err(io::Error::other(e.to_string()).into()),
         None => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// One item's `watch --json` line, as `serve` sends it too.
+fn print_json(out: &mut impl Write, n: &Notification, names: &json::Names) -> io::Result<()> {
+    if let Some(line) = json::stream_line(n, names) {
+        writeln!(out, "{}", line.map_err(io::Error::from)?)?;
+    }
+    Ok(())
 }

@@ -27,7 +27,7 @@ use netreach::{Address, AddressFlags, Event, Interface, Route, Rule, Snapshot, V
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use lines::{ConnectivityLine, Line, ProbeLine};
+pub use lines::{Line, stream_line};
 
 /// The version of the shapes below. Raised when a key is removed or changes meaning; a key
 /// added to an open shape does not raise it.

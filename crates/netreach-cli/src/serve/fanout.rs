@@ -205,22 +205,11 @@ impl Fanout {
         }
         let line = match n {
             Notification::Ready { .. } | Notification::Reachability { .. } => return,
-            Notification::Connectivity {
-                seq,
-                cause_seq,
-                time,
-                change,
-                connectivity,
-            } => {
+            Notification::Connectivity { connectivity, .. } => {
                 inner.connectivity = connectivity.clone();
-                let line = json::ConnectivityLine::new(*seq, *time, change, connectivity)
-                    .caused_by(*cause_seq);
-                serde_json::to_string(&line)
+                json::stream_line(n, &inner.names)
             }
             Notification::Verification {
-                seq,
-                cause_seq,
-                time,
                 change,
                 verification,
                 ..
@@ -232,9 +221,7 @@ impl Fanout {
                 if !self.shown.interface(&change.interface) {
                     return;
                 }
-                let line =
-                    json::ProbeLine::new(*seq, *time, change, verification).caused_by(*cause_seq);
-                serde_json::to_string(&line)
+                json::stream_line(n, &inner.names)
             }
             _ => {
                 if let Notification::Change { event, .. } = n {
@@ -251,10 +238,10 @@ impl Fanout {
                         _ => {}
                     }
                 }
-                serde_json::to_string(&json::Line::new(n, &inner.names))
+                json::stream_line(n, &inner.names)
             }
         };
-        let Ok(line) = line else { return };
+        let Some(Ok(line)) = line else { return };
         let kind = type_of(&line);
         self.metrics.count_line(kind);
         let frame = Frame {

@@ -274,3 +274,32 @@ impl<'a> ProbeLine<'a> {
         }
     }
 }
+
+/// The `watch --json` line of one item of the monitor's stream, the one rendering `watch` and
+/// `serve` share: `None` for the items that have their own (`ready`, which carries the state)
+/// or none (reachability, which `watch` does not print).
+pub fn stream_line(n: &Notification, names: &Names) -> Option<serde_json::Result<String>> {
+    match n {
+        Notification::Ready { .. } | Notification::Reachability { .. } => None,
+        Notification::Connectivity {
+            seq,
+            cause_seq,
+            time,
+            change,
+            connectivity,
+        } => Some(serde_json::to_string(
+            &ConnectivityLine::new(*seq, *time, change, connectivity).caused_by(*cause_seq),
+        )),
+        Notification::Verification {
+            seq,
+            cause_seq,
+            time,
+            change,
+            verification,
+            ..
+        } => Some(serde_json::to_string(
+            &ProbeLine::new(*seq, *time, change, verification).caused_by(*cause_seq),
+        )),
+        _ => Some(serde_json::to_string(&Line::new(n, names))),
+    }
+}
