@@ -250,11 +250,10 @@ fn watch_json_starts_ready_then_streams_changes() {
     child.wait().unwrap();
 }
 
-/// The lines of a running `watch --json`, read on a thread of their own, each checked by
-/// the schema and the stream's rules as it is taken.
+/// The lines of a running `watch --json` (a [`Lines`]), each checked by the schema and the
+/// stream's rules as it is taken.
 struct WatchLines {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
+    lines: Lines,
     stream: Stream,
     /// The type of every line taken.
     seen: BTreeSet<String>,
@@ -262,24 +261,8 @@ struct WatchLines {
 
 impl WatchLines {
     fn start(ns: &Ns) -> WatchLines {
-        let mut child = netreach()
-            .args(["--netns", &ns.name, "watch", "--json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for l in stdout.lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
         WatchLines {
-            child,
-            lines,
+            lines: Lines::start(&["--netns", &ns.name, "watch", "--json"]),
             stream: Stream::new(Schema::Watch),
             seen: BTreeSet::new(),
         }
@@ -288,6 +271,7 @@ impl WatchLines {
     /// The next line, checked.
     fn next(&mut self, what: &str) -> Value {
         let l = self
+            .lines
             .lines
             .recv_timeout(Duration::from_secs(20))
             .unwrap_or_else(|_| panic!("no line for {what}; seen {:?}", self.seen));
@@ -306,13 +290,6 @@ impl WatchLines {
                 return v;
             }
         }
-    }
-}
-
-impl Drop for WatchLines {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -13,6 +13,9 @@
 
 #![cfg(target_os = "linux")]
 
+mod fuzz;
+
+use fuzz::Rng;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroI32;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -38,45 +41,11 @@ use netreach_core::{decode_message, decode_route_message, parse_datagram};
 const DEFAULT_CASES: u64 = 20_000;
 
 fn cases() -> u64 {
-    std::env::var("NETREACH_FUZZ_ITERS")
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(DEFAULT_CASES)
+    fuzz::cases(DEFAULT_CASES)
 }
 
 fn seed() -> u64 {
-    std::env::var("NETREACH_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x6465_636f_6465)
-}
-
-/// xorshift64*: small, fast, and the same sequence on every platform.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn one_in(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
+    fuzz::seed(0x6465_636f_6465)
 }
 
 /// Serialises a message the way the kernel would send it.
@@ -254,11 +223,11 @@ fn corpus() -> Vec<Vec<u8>> {
 /// Damages `buf` in one of several ways.
 fn mutate(rng: &mut Rng, buf: &mut Vec<u8>, corpus: &[Vec<u8>]) {
     const INTERESTING: [u32; 10] = [0, 1, 2, 3, 4, 8, 16, 0x7f, 0xff, 0xffff];
-    let at = rng.below(buf.len() + 1);
-    match rng.below(9) {
+    let at = rng.index(buf.len() + 1);
+    match rng.index(9) {
         0 if !buf.is_empty() => {
             let i = at.min(buf.len() - 1);
-            buf[i] ^= 1 << rng.below(8);
+            buf[i] ^= 1 << rng.index(8);
         }
         1 if !buf.is_empty() => {
             let i = at.min(buf.len() - 1);
@@ -267,37 +236,37 @@ fn mutate(rng: &mut Rng, buf: &mut Vec<u8>, corpus: &[Vec<u8>]) {
         // A length or type field: attribute headers are two 16-bit words.
         2 if buf.len() >= 2 => {
             let at = at.min(buf.len() - 2) & !1;
-            let v = INTERESTING[rng.below(INTERESTING.len())] as u16;
+            let v = INTERESTING[rng.index(INTERESTING.len())] as u16;
             let v = if rng.one_in(3) {
-                v.wrapping_add(rng.below(8) as u16)
+                v.wrapping_add(rng.index(8) as u16)
             } else {
                 v
             };
             buf[at..at + 2].copy_from_slice(&v.to_ne_bytes());
         }
         3 => buf.truncate(at),
-        4 => buf.extend((0..1 + rng.below(64)).map(|_| rng.byte())),
+        4 => buf.extend((0..1 + rng.index(64)).map(|_| rng.byte())),
         5 => {
-            let n = 1 + rng.below(8);
+            let n = 1 + rng.index(8);
             let bytes: Vec<u8> = (0..n).map(|_| rng.byte()).collect();
             buf.splice(at..at, bytes);
         }
         6 => {
-            let end = (at + 1 + rng.below(16)).min(buf.len());
+            let end = (at + 1 + rng.index(16)).min(buf.len());
             buf.drain(at.min(end)..end);
         }
         7 => {
             // Repeat a slice of itself (a duplicated attribute).
-            let end = (at + 4 + rng.below(32)).min(buf.len());
+            let end = (at + 4 + rng.index(32)).min(buf.len());
             let piece = buf[at.min(end)..end].to_vec();
-            let to = rng.below(buf.len() + 1);
+            let to = rng.index(buf.len() + 1);
             buf.splice(to..to, piece);
         }
         _ => {
             // Splice in part of another message.
-            let other = &corpus[rng.below(corpus.len())];
-            let from = rng.below(other.len());
-            let end = (from + 1 + rng.below(64)).min(other.len());
+            let other = &corpus[rng.index(corpus.len())];
+            let from = rng.index(other.len());
+            let end = (from + 1 + rng.index(64)).min(other.len());
             buf.splice(at..at, other[from..end].iter().copied());
         }
     }
@@ -346,8 +315,8 @@ fn decoders_never_panic_on_mutated_bytes() {
     let mut rng = Rng::new(seed);
     let mut decoded = 0usize;
     for case in 0..cases() {
-        let mut buf = corpus[rng.below(corpus.len())].clone();
-        for _ in 0..1 + rng.below(4) {
+        let mut buf = corpus[rng.index(corpus.len())].clone();
+        for _ in 0..1 + rng.index(4) {
             mutate(&mut rng, &mut buf, &corpus);
         }
         if rng.one_in(2) {

@@ -15,6 +15,9 @@
 //! Deterministic: a xorshift generator with fixed seeds. `NETREACH_FUZZ_ITERS` sets the number
 //! of cases (default 4,000), `NETREACH_FUZZ_SEED` the seed; a failure names both.
 
+mod fuzz;
+
+use fuzz::Rng;
 use std::net::IpAddr;
 
 use netreach_core::{
@@ -26,48 +29,11 @@ use netreach_core::{
 const DEFAULT_CASES: u64 = 4_000;
 
 fn cases() -> u64 {
-    std::env::var("NETREACH_FUZZ_ITERS")
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(DEFAULT_CASES)
+    fuzz::cases(DEFAULT_CASES)
 }
 
 fn seed() -> u64 {
-    std::env::var("NETREACH_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x6e65_7472_6561_6368)
-}
-
-/// xorshift64*: small, fast, and the same sequence on every platform.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64, case: u64) -> Rng {
-        let mut r = Rng((seed ^ case.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
-        r.next();
-        r
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// True with probability `1/n`.
-    fn one_in(&mut self, n: u64) -> bool {
-        self.below(n) == 0
-    }
-
-    fn pick<T: Clone>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize].clone()
-    }
+    fuzz::seed(0x6e65_7472_6561_6368)
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -377,7 +343,7 @@ fn assert_whole(s: &Snapshot, what: &dyn Fn() -> String) {
 fn diff_replays_onto_the_old_snapshot() {
     let seed = seed();
     for case in 0..cases() {
-        let mut rng = Rng::new(seed, case);
+        let mut rng = Rng::for_case(seed, case);
         let (a, b) = pair(&mut rng);
         let what = || format!("seed {seed} case {case}");
         assert_whole(&a, &what);
@@ -409,7 +375,7 @@ fn diff_replays_onto_the_old_snapshot() {
 fn updates_are_idempotent_and_their_events_replay() {
     let seed = seed();
     for case in 0..cases() {
-        let mut rng = Rng::new(seed ^ 0x1d, case);
+        let mut rng = Rng::for_case(seed ^ 0x1d, case);
         let mut s = snapshot(&mut rng);
         let start = s.clone();
         let mut all = Vec::new();
@@ -442,7 +408,7 @@ fn updates_are_idempotent_and_their_events_replay() {
 fn route_redumps_replay() {
     let seed = seed();
     for case in 0..cases() {
-        let mut rng = Rng::new(seed ^ 0x2e, case);
+        let mut rng = Rng::for_case(seed ^ 0x2e, case);
         let mut s = snapshot(&mut rng);
         let family = rng.pick(&[Family::Ipv4, Family::Ipv6]);
         let mut dump: Vec<_> = s.routes().filter(|_| !rng.one_in(3)).cloned().collect();
