@@ -104,6 +104,27 @@ impl RouteRefresh {
     }
 }
 
+impl Snapshot {
+    /// What the kernel may change silently when IPv4 address `a` is removed from this state.
+    fn refresh_after_removing(&self, a: &Address) -> Refresh {
+        if self.sources_routes(a.address) {
+            return Refresh::All;
+        }
+        if !self.addresses.contains_key(&a.key()) {
+            // Not held (refused, or removed already): nothing of the model hangs on it.
+            return Refresh::Nothing;
+        }
+        let last = !self
+            .addresses_of(a.interface)
+            .any(|o| o.family() == Family::Ipv4 && o.key() != a.key());
+        if last {
+            Refresh::via(a.interface)
+        } else {
+            Refresh::Nothing
+        }
+    }
+}
+
 impl Update {
     /// Which routes the kernel may have changed without telling, so that the driver dumps them
     /// again and applies the difference:
@@ -115,8 +136,11 @@ impl Update {
     ///   interface's routes);
     /// - an interface going away: multipath routes may keep their other hops (all routes, as
     ///   a dump cannot be filtered by an interface that no longer exists);
-    /// - an IPv4 address removed: routes using it as source are flushed silently (all IPv4
-    ///   routes).
+    /// - an IPv4 address removed: the routes the kernel made for it go with notifications,
+    ///   but other routes using it as preferred source are flushed silently (all IPv4 routes,
+    ///   when the model holds such a route), and so are all routes through its interface when
+    ///   it was the interface's last IPv4 address (that interface's routes). Removing one of
+    ///   several addresses that no route names as source costs no dump: the kernel says all.
     pub fn route_refresh_needed(&self, before: &Snapshot) -> RouteRefresh {
         match self {
             Update::DelLink(index) if before.interface(*index).is_some() => {
@@ -129,7 +153,7 @@ impl Update {
                 _ => RouteRefresh::default(),
             },
             Update::DelAddress(a) if a.family() == Family::Ipv4 => RouteRefresh {
-                ipv4: Refresh::All,
+                ipv4: before.refresh_after_removing(a),
                 ipv6: Refresh::Nothing,
             },
             _ => RouteRefresh::default(),
@@ -423,7 +447,7 @@ impl Snapshot {
                 route,
                 replace: false,
             } if self.holds_interfaces_of(&route) => {
-                self.routes.insert(route.key(), route);
+                self.insert_route(route);
             }
             Update::NewRule(r) => {
                 self.rules.insert(r);
@@ -472,7 +496,7 @@ impl Snapshot {
             .map(|(k, _)| k.clone())
             .collect();
         for k in stale {
-            if let Some(r) = self.routes.remove(&k) {
+            if let Some(r) = self.remove_route(&k) {
                 events.push(Event::RouteRemoved(r));
             }
         }
@@ -480,13 +504,13 @@ impl Snapshot {
             match self.routes.get(&k) {
                 Some(old) if *old == r => {}
                 Some(_) => {
-                    if let Some(old) = self.routes.insert(k, r.clone()) {
+                    if let Some(old) = self.insert_route(r.clone()) {
                         events.push(Event::RouteRemoved(old));
                     }
                     events.push(Event::RouteAdded(r));
                 }
                 None => {
-                    self.routes.insert(k, r.clone());
+                    self.insert_route(r.clone());
                     events.push(Event::RouteAdded(r));
                 }
             }
@@ -528,7 +552,7 @@ impl Snapshot {
                     .map(|(k, _)| k.clone())
                     .collect();
                 for k in routes {
-                    if let Some(r) = self.routes.remove(&k) {
+                    if let Some(r) = self.remove_route(&k) {
                         events.push(Event::RouteRemoved(r));
                     }
                 }
@@ -571,12 +595,12 @@ impl Snapshot {
                         .cloned()
                         .collect();
                     for k in gone {
-                        if let Some(r) = self.routes.remove(&k) {
+                        if let Some(r) = self.remove_route(&k) {
                             events.push(Event::RouteRemoved(r));
                         }
                     }
                 }
-                match self.routes.insert(key, route.clone()) {
+                match self.insert_route(route.clone()) {
                     // Same identity, other attributes (linkdown, prefsrc, protocol): the old
                     // route is gone and the new one is in.
                     Some(old) => {
@@ -587,7 +611,7 @@ impl Snapshot {
                 }
             }
             Update::DelRoute(route) => {
-                if let Some(old) = self.routes.remove(&route.key()) {
+                if let Some(old) = self.remove_route(&route.key()) {
                     events.push(Event::RouteRemoved(old));
                 }
             }
@@ -608,7 +632,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AddressFlags, LinkKind, OperState, Scope};
+    use crate::{AddressFlags, LinkKind, OperState, RouteProtocol, RouteType, Scope};
     use std::net::IpAddr;
 
     fn addr(ifindex: u32, a: &str, len: u8) -> Address {
@@ -844,6 +868,73 @@ mod tests {
     }
 
     #[test]
+    fn removing_an_ipv4_address_refreshes_only_what_the_kernel_flushes_silently() {
+        let mut s = links([2, 3]);
+        let refresh = |s: &Snapshot, a: &str| {
+            Update::DelAddress(addr(2, a, 24))
+                .route_refresh_needed(s)
+                .families()
+                .collect::<Vec<_>>()
+        };
+        // Not held: nothing hangs on it.
+        assert!(refresh(&s, "198.18.0.2").is_empty());
+        s.apply(Update::NewAddress(addr(2, "198.18.0.2", 24)));
+        s.apply(Update::NewAddress(addr(2, "198.18.0.3", 24)));
+        // The routes the kernel made for the address (proto kernel, source the address) go
+        // with notifications: removing one of two addresses costs no dump.
+        let mut local = Route::unicast("198.18.0.2/32".parse().unwrap(), None, 2);
+        local.table = Route::LOCAL_TABLE;
+        local.kind = RouteType::Local;
+        local.protocol = RouteProtocol(2);
+        local.prefsrc = Some("198.18.0.2".parse().unwrap());
+        s.apply(Update::NewRoute {
+            route: local,
+            replace: false,
+        });
+        assert!(refresh(&s, "198.18.0.2").is_empty());
+        // The last IPv4 address of the interface: the kernel flushes its routes.
+        s.apply(Update::DelAddress(addr(2, "198.18.0.3", 24)));
+        assert_eq!(refresh(&s, "198.18.0.2"), [(Family::Ipv4, Refresh::via(2))]);
+        // Another route using it as source, through another interface: all IPv4 routes. Until
+        // that route is gone.
+        let mut sourced = Route::unicast("198.19.0.0/16".parse().unwrap(), None, 3);
+        sourced.prefsrc = Some("198.18.0.2".parse().unwrap());
+        sourced.protocol = RouteProtocol(4);
+        s.apply(Update::NewRoute {
+            route: sourced.clone(),
+            replace: false,
+        });
+        assert_eq!(refresh(&s, "198.18.0.2"), [(Family::Ipv4, Refresh::All)]);
+        // Replaced by a route without a source: the index forgets it.
+        let mut plain = sourced.clone();
+        plain.prefsrc = None;
+        s.apply(Update::NewRoute {
+            route: plain.clone(),
+            replace: true,
+        });
+        assert_eq!(refresh(&s, "198.18.0.2"), [(Family::Ipv4, Refresh::via(2))]);
+        s.apply(Update::NewRoute {
+            route: sourced.clone(),
+            replace: true,
+        });
+        s.apply(Update::DelRoute(sourced));
+        assert_eq!(refresh(&s, "198.18.0.2"), [(Family::Ipv4, Refresh::via(2))]);
+        assert!(s.sourced.is_empty());
+        // Taken along with its interface.
+        s.apply(Update::NewRoute {
+            route: {
+                let mut r = plain.clone();
+                r.prefsrc = Some("198.18.0.2".parse().unwrap());
+                r
+            },
+            replace: true,
+        });
+        assert_eq!(s.sourced.len(), 1);
+        s.apply(Update::DelLink(3));
+        assert!(s.sourced.is_empty());
+    }
+
+    #[test]
     fn refresh_is_requested_when_the_kernel_changes_routes_silently() {
         let mut s = Snapshot::new();
         let eth = up(Interface::new(2, "eth0", LinkKind::Ethernet));
@@ -866,6 +957,20 @@ mod tests {
         assert!(Update::DelLink(9).route_refresh_needed(&s).is_empty());
         let v6 = Update::DelAddress(addr(2, "2001:db8::1", 64));
         assert!(v6.route_refresh_needed(&s).is_empty());
+        // A route through another interface with the address as its source (not one the
+        // kernel made for the address): flushed silently when the address goes.
+        s.apply(Update::NewAddress(addr(2, "198.18.0.2", 24)));
+        s.apply(Update::NewLink(up(Interface::new(
+            3,
+            "eth1",
+            LinkKind::Ethernet,
+        ))));
+        let mut sourced = Route::unicast("198.19.0.0/16".parse().unwrap(), None, 3);
+        sourced.prefsrc = Some("198.18.0.2".parse().unwrap());
+        s.apply(Update::NewRoute {
+            route: sourced,
+            replace: false,
+        });
         let v4 = Update::DelAddress(addr(2, "198.18.0.2", 24)).route_refresh_needed(&s);
         assert_eq!(
             v4.clone().families().collect::<Vec<_>>(),

@@ -669,6 +669,11 @@ pub struct Snapshot {
     pub(crate) interfaces: OrdMap<u32, Interface>,
     pub(crate) addresses: OrdMap<AddressKey, Address>,
     pub(crate) routes: OrdMap<RouteKey, Route>,
+    /// How many IPv4 routes use each address as preferred source without being one the kernel
+    /// made for an address of its own (`proto kernel`): the routes it flushes without a word
+    /// when that address goes (see [`Update::route_refresh_needed`]). Kept by
+    /// [`Snapshot::insert_route`] and [`Snapshot::remove_route`]; empty on most machines.
+    pub(crate) sourced: OrdMap<IpAddr, u32>,
     pub(crate) rules: OrdSet<Rule>,
 }
 
@@ -768,12 +773,48 @@ impl Snapshot {
             .filter(|a| snap.holds_interface_of(a))
             .map(|a| (a.key(), a))
             .collect();
-        snap.routes = routes
-            .into_iter()
-            .filter(|r| snap.holds_interfaces_of(r))
-            .map(|r| (r.key(), r))
-            .collect();
+        for r in routes {
+            if snap.holds_interfaces_of(&r) {
+                snap.insert_route(r);
+            }
+        }
         snap
+    }
+
+    /// Puts `route` in (replacing one with its key, which is returned), keeping the indexes.
+    pub(crate) fn insert_route(&mut self, route: Route) -> Option<Route> {
+        let source = silently_flushed_source(&route);
+        let old = self.routes.insert(route.key(), route);
+        if let Some(a) = source {
+            *self.sourced.entry(a).or_default() += 1;
+        }
+        if let Some(a) = old.as_ref().and_then(silently_flushed_source) {
+            self.forget_source(a);
+        }
+        old
+    }
+
+    /// Takes the route with this key out, keeping the indexes.
+    pub(crate) fn remove_route(&mut self, key: &RouteKey) -> Option<Route> {
+        let old = self.routes.remove(key)?;
+        if let Some(a) = silently_flushed_source(&old) {
+            self.forget_source(a);
+        }
+        Some(old)
+    }
+
+    fn forget_source(&mut self, address: IpAddr) {
+        if let Some(n) = self.sourced.get_mut(&address) {
+            *n -= 1;
+            if *n == 0 {
+                self.sourced.remove(&address);
+            }
+        }
+    }
+
+    /// Whether some IPv4 route the kernel would flush silently uses `address` as its source.
+    pub(crate) fn sources_routes(&self, address: IpAddr) -> bool {
+        self.sourced.contains_key(&address)
     }
 
     /// Whether the interface `address` is on is in the snapshot: if not, the address cannot
@@ -822,13 +863,24 @@ impl Snapshot {
             .cloned()
             .collect();
         for k in stale {
-            self.routes.remove(&k);
+            self.remove_route(&k);
         }
         for r in routes {
             if r.family == family && self.holds_interfaces_of(&r) {
-                self.routes.insert(r.key(), r);
+                self.insert_route(r);
             }
         }
+    }
+}
+
+/// The preferred source of an IPv4 route that the kernel removes without a notification when
+/// that address goes: any but the routes it made itself for its addresses (`proto kernel`:
+/// local, broadcast and prefix routes, whose removal it announces).
+fn silently_flushed_source(route: &Route) -> Option<IpAddr> {
+    const KERNEL: RouteProtocol = RouteProtocol(2);
+    match route.prefsrc {
+        Some(a @ IpAddr::V4(_)) if route.protocol != KERNEL => Some(a),
+        _ => None,
     }
 }
 

@@ -598,3 +598,54 @@ fn async_subscription_works_without_a_runtime() {
         "{n:?}"
     );
 }
+
+/// Removing an IPv4 address: the kernel announces the routes it made for the address, but
+/// flushes other routes using it as source, and every route through an interface whose last
+/// IPv4 address it was, without a word. The model follows all three, and dumps routes only for
+/// the two silent ones (removing one of several addresses nothing else names costs no dump).
+#[test]
+fn removing_an_ipv4_address_flushes_what_the_kernel_flushes() {
+    let (ns, _peer) = rich_namespace();
+    ns.ip("link add vs0 type veth peer name vs1");
+    ns.ip("link set vs0 up");
+    ns.ip("link set vs1 up");
+    ns.ip("addr add 198.18.20.2/24 dev vs0");
+    ns.ip("addr add 198.18.0.7/24 dev up0");
+    // Through vs0, with one of up0's addresses as source; and through vs0 via its subnet.
+    ns.ip("route add 198.19.20.0/24 dev vs0 src 198.18.0.7");
+    ns.ip("route add 198.19.21.0/24 via 198.18.20.1 dev vs0");
+    let mut marker = Marker::new(&ns);
+    let monitor = common::monitor_in(ns.netns()).expect("monitor");
+    let mut sub = monitor.subscribe();
+    assert_in_step(&ns, &mut marker, &mut sub);
+    assert!(
+        sub.view()
+            .routes()
+            .any(|r| r.prefsrc == Some("198.18.0.7".parse().unwrap()))
+    );
+
+    // One of up0's three addresses, named by no route: no dump (the polling backend dumps
+    // everything anyway).
+    let before = monitor.stats().route_refreshes;
+    ns.ip("addr del 198.18.0.3/24 dev up0");
+    assert_in_step(&ns, &mut marker, &mut sub);
+    if !common::polling() {
+        assert_eq!(monitor.stats().route_refreshes, before, "no route dump");
+    }
+
+    // The source of a route through vs0: the route goes silently.
+    ns.ip("addr del 198.18.0.7/24 dev up0");
+    until_view(&mut sub, "the sourced route flushed", SETTLE, |s| {
+        !s.routes()
+            .any(|r| r.destination.to_string() == "198.19.20.0/24")
+    });
+    assert_in_step(&ns, &mut marker, &mut sub);
+
+    // vs0's last address: its routes go, the gateway route included.
+    ns.ip("addr del 198.18.20.2/24 dev vs0");
+    until_view(&mut sub, "vs0's routes flushed", SETTLE, |s| {
+        !s.routes()
+            .any(|r| r.destination.to_string() == "198.19.21.0/24")
+    });
+    assert_in_step(&ns, &mut marker, &mut sub);
+}
