@@ -279,6 +279,8 @@ impl NlSocket {
                 snap.load(u);
             }
         }
+        // Loaded in the kernel's (sorted) order, the maps are half empty: halve them.
+        snap.compact();
         Ok(snap)
     }
 
