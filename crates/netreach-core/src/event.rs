@@ -441,7 +441,7 @@ impl Snapshot {
                 self.interfaces.insert(i.index, i);
             }
             Update::NewAddress(a) if self.holds_interface_of(&a) => {
-                self.addresses.insert(a.key(), a);
+                self.insert_address(a);
             }
             Update::NewRoute {
                 route,
@@ -541,7 +541,7 @@ impl Snapshot {
                 };
                 let keys: Vec<_> = self.addresses_of(index).map(Address::key).collect();
                 for k in keys {
-                    if let Some(a) = self.addresses.remove(&k) {
+                    if let Some(a) = self.remove_address(&k) {
                         events.push(Event::AddressRemoved(a));
                     }
                 }
@@ -567,12 +567,12 @@ impl Snapshot {
                     events.push(Event::AddressChanged { old, new });
                 }
                 None => {
-                    self.addresses.insert(new.key(), new.clone());
+                    self.insert_address(new.clone());
                     events.push(Event::AddressAdded(new));
                 }
             },
             Update::DelAddress(a) => {
-                if let Some(old) = self.addresses.remove(&a.key()) {
+                if let Some(old) = self.remove_address(&a.key()) {
                     events.push(Event::AddressRemoved(old));
                 }
             }
@@ -865,6 +865,44 @@ mod tests {
             s.sync_interface_routes(Family::Ipv4, 3, vec![]),
             [Event::RouteRemoved(b)]
         );
+    }
+
+    #[test]
+    fn the_address_and_unicast_indexes_follow_every_change() {
+        let mut s = links([2, 3]);
+        let find = |s: &Snapshot, a: &str| {
+            s.find_address(a.parse().unwrap())
+                .map(|a| a.interface)
+                .collect::<Vec<_>>()
+        };
+        s.apply(Update::NewAddress(addr(2, "198.18.0.2", 24)));
+        s.apply(Update::NewAddress(addr(3, "198.18.0.2", 24)));
+        s.apply(Update::NewAddress(addr(3, "198.18.0.2", 25)));
+        assert_eq!(find(&s, "198.18.0.2"), [2, 3, 3]);
+        assert!(find(&s, "198.18.0.3").is_empty());
+        s.apply(Update::DelAddress(addr(3, "198.18.0.2", 25)));
+        assert_eq!(find(&s, "198.18.0.2"), [2, 3]);
+        let unicast = Route::unicast("198.19.0.0/16".parse().unwrap(), None, 3);
+        let mut local = Route::unicast("198.18.0.2/32".parse().unwrap(), None, 3);
+        local.kind = RouteType::Local;
+        local.table = Route::LOCAL_TABLE;
+        for r in [&unicast, &local] {
+            s.apply(Update::NewRoute {
+                route: r.clone(),
+                replace: false,
+            });
+        }
+        assert_eq!(s.unicast_routes().collect::<Vec<_>>(), [&unicast]);
+        s.apply(Update::DelLink(3));
+        assert_eq!(find(&s, "198.18.0.2"), [2]);
+        assert_eq!(s.unicast_routes().count(), 0);
+        // Built from parts, compacted: the same state, indexes included.
+        let rebuilt = Snapshot::from_parts(
+            s.interfaces().cloned(),
+            s.addresses().cloned(),
+            s.routes().cloned(),
+        );
+        assert_eq!(rebuilt, s);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use super::config::ConnectivityConfig;
 use super::medium::Medium;
 use super::{Connectivity, FAMILIES, Level, Primary, family_slot};
-use crate::model::{Address, Family, Interface, Route, RouteType, Rule, Scope, Snapshot};
+use crate::model::{Address, Family, Interface, Route, Rule, Scope, Snapshot};
 
 /// The connectivity of `snapshot`: the level of each family, the overall level, the primary
 /// interface with its medium, and whether it is metered.
@@ -110,9 +110,10 @@ impl Rules<'_> {
         let mut site = BTreeSet::new();
         // (table precedence, metric, interface index): lowest wins.
         let mut best: Option<((u8, u32), u32, u32)> = None;
-        let routes = self.snapshot.routes().filter(|r| {
-            r.family == family && r.kind == RouteType::Unicast && tables.contains(&r.table)
-        });
+        let routes = self
+            .snapshot
+            .unicast_routes()
+            .filter(|r| r.family == family && tables.contains(&r.table));
         for route in routes {
             for hop in hops(route) {
                 let Some(index) = hop.interface else {
