@@ -269,6 +269,10 @@ impl Driver {
         loop {
             while let Some(action) = self.machine.poll_action() {
                 self.action(action);
+                // Verdicts of the first targets out while the machine judges the rest.
+                if self.machine.ready_outputs() >= PUBLISH_SLICE {
+                    self.publish();
+                }
             }
             if self.lookups.is_empty() {
                 return;

@@ -69,6 +69,9 @@ use crate::reach::{Errno, LookupAnswer, LookupId, Reachability, RouteQuery, Targ
 use owners::{ReachPart, StatusPart};
 use timer::{Backoff, Timer, TimerTable};
 
+/// Targets judged per slice of deferred reachability work (see [`Machine::poll_action`]).
+const REACH_SLICE: usize = 256;
+
 /// A failed route lookup is tried again after this long.
 pub const LOOKUP_RETRY: Duration = Duration::from_millis(500);
 /// A failed full dump is tried again after this long, doubling up to [`DUMP_RETRY_MAX`].
@@ -649,11 +652,24 @@ impl Machine {
         if let Some(now) = self.now {
             self.settle(now);
         }
-        let a = self.actions.pop_front();
-        if a.is_none() {
-            shrink(&mut self.actions);
+        loop {
+            if let Some(a) = self.actions.pop_front() {
+                return Some(a);
+            }
+            // The targets a batch named are judged a slice at a time: each slice's verdicts
+            // are outputs (the glue may publish them, see `ready_outputs`) and its lookups are
+            // actions, before the next slice is looked at.
+            if !self.work_reach(REACH_SLICE) {
+                shrink(&mut self.actions);
+                return None;
+            }
         }
-        a
+    }
+
+    /// How many outputs wait in the stream: a glue that drains [`Machine::poll_action`] may
+    /// publish them as soon as there are enough, before it asks for the next action.
+    pub fn ready_outputs(&self) -> usize {
+        self.outputs.len()
     }
 
     /// The next item of the stream.
@@ -753,7 +769,8 @@ impl Machine {
         let owners: Vec<ReachId> = self.reaches.keys().copied().collect();
         for owner in owners {
             if let Some(part) = self.reaches.get_mut(&owner) {
-                part.tracker.handle_events(&self.snapshot, &events);
+                // The work itself is done a slice at a time by `poll_action`.
+                part.tracker.defer_events(&events);
                 if resynced {
                     part.tracker.refresh_all();
                 }
@@ -785,6 +802,32 @@ impl Machine {
     }
 
     /// Hands out what a connection tracker has: changes into the stream, lookups as actions.
+    /// Does at most `limit` targets of deferred reachability work (spread over the connection
+    /// monitors); `false` when there was none.
+    fn work_reach(&mut self, limit: usize) -> bool {
+        // As for the batch itself: not while a route dump or hint it needs is out.
+        if self.pending > 0 || self.dump == DumpState::Asked {
+            return false;
+        }
+        let owners: Vec<ReachId> = self
+            .reaches
+            .iter()
+            .filter(|(_, p)| p.tracker.has_work())
+            .map(|(id, _)| *id)
+            .collect();
+        if owners.is_empty() {
+            return false;
+        }
+        let share = (limit / owners.len()).max(1);
+        for owner in owners {
+            if let Some(part) = self.reaches.get_mut(&owner) {
+                part.tracker.work(&self.snapshot, share);
+            }
+            self.drain_reach(owner);
+        }
+        true
+    }
+
     fn drain_reach(&mut self, owner: ReachId) {
         let Some(part) = self.reaches.get_mut(&owner) else {
             return;

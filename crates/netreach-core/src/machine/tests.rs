@@ -165,6 +165,72 @@ fn a_link_going_down_is_judged_once_after_its_silent_route_flush() {
     assert_eq!(**sim.machine.snapshot(), sim.kernel);
 }
 
+/// 1,000 targets through a link that goes down: their verdicts are outputs a slice at a time,
+/// each slice's lookups an action, so that the glue hands out the first verdicts while the
+/// machine judges the rest.
+#[test]
+fn the_verdicts_of_many_targets_come_a_slice_at_a_time() {
+    let mut sim = Sim::new(network());
+    sim.machine.attach_reach(REACH);
+    for n in 0..1000u32 {
+        let remote = format!("198.18.{}.{}", 5 + n / 250, n % 250 + 1);
+        let t = target(&sim, "198.18.0.2", &remote);
+        assert!(
+            sim.machine
+                .add_target(REACH, TargetId::new(u64::from(n) + 1), t)
+        );
+    }
+    sim.run();
+    assert_eq!(reach_news(&sim.stream).len(), 1000);
+    sim.silently(|k| {
+        let gone: Vec<_> = k
+            .routes()
+            .filter(|r| r.uses_interface(ETH0) && r.table == 254)
+            .cloned()
+            .collect();
+        for r in gone {
+            k.apply(Update::DelRoute(r));
+        }
+    });
+    let down = eth0_down(&sim);
+    let now = sim.now;
+    let (machine, kernel) = (&mut sim.machine, &sim.kernel);
+    machine.handle_updates([down], now);
+    let mut ready_at_lookups = Vec::new();
+    let mut verdicts = 0;
+    let mut drain = |m: &mut Machine| {
+        while let Some(o) = m.poll_output() {
+            verdicts += usize::from(matches!(o, Output::Reachability { .. }));
+        }
+    };
+    while let Some(action) = machine.poll_action() {
+        match action {
+            Action::DumpRoutes { family, interface } => {
+                let routes = kernel
+                    .routes()
+                    .filter(|r| r.family == family)
+                    .filter(|r| interface.is_none_or(|i| r.uses_interface(i)))
+                    .cloned()
+                    .collect();
+                machine.handle_routes(family, interface, Ok(routes), now);
+            }
+            Action::LookupRoute { .. } => {
+                ready_at_lookups.push(machine.ready_outputs());
+                drain(machine);
+            }
+            _ => {}
+        }
+    }
+    drain(machine);
+    assert_eq!(verdicts, 1000, "each target judged once");
+    assert_eq!(ready_at_lookups.len(), 1000, "each target looked up once");
+    let first = ready_at_lookups[0];
+    assert!(
+        first > 0 && first <= REACH_SLICE + 10,
+        "the first slice's verdicts are ready with its lookups, not all 1,000: {first}"
+    );
+}
+
 #[test]
 fn a_failed_route_refresh_becomes_a_resync_and_the_machine_goes_on() {
     let mut sim = Sim::new(network());

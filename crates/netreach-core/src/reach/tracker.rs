@@ -217,6 +217,9 @@ pub struct ConnectionTracker {
     queued: VecDeque<LookupId>,
     changes: VecDeque<ReachabilityChange>,
     index: TargetIndex,
+    /// Targets that events named and that are not re-evaluated or queued yet (see
+    /// [`ConnectionTracker::defer_events`]).
+    pending: BTreeMap<TargetId, Need>,
     /// Targets the last `handle_events` looked at (a measure of its work, for tests).
     examined: usize,
 }
@@ -270,6 +273,7 @@ impl ConnectionTracker {
         }
         self.index.remove(id, &entry.target, &entry.interfaces);
         self.changes.retain(|c| c.target != id);
+        self.pending.remove(&id);
         Some(entry.target)
     }
 
@@ -287,7 +291,16 @@ impl ConnectionTracker {
     /// | route added or removed (any table) | with the remote inside its prefix (a default route: all of its family), unless their last answer is a more specific route of the same table | look up |
     /// | policy rule added or removed | matching its `from`/`to` selectors (all of the family when it has none or is inverted) | look up |
     pub fn handle_events(&mut self, snapshot: &Snapshot, events: &[Event]) {
-        let mut needs: BTreeMap<TargetId, Need> = BTreeMap::new();
+        self.defer_events(events);
+        self.work(snapshot, usize::MAX);
+    }
+
+    /// [`handle_events`](Self::handle_events) in two steps: this one finds the targets the
+    /// events can affect and what each needs; [`work`](Self::work) does it, a slice at a time,
+    /// so that the glue can hand out the first verdicts while the tracker computes the rest.
+    /// Until `work` has done them all, [`has_work`](Self::has_work) is true.
+    pub fn defer_events(&mut self, events: &[Event]) {
+        let mut needs = std::mem::take(&mut self.pending);
         let mut examined = 0usize;
         let mut mark = |ids: &mut dyn Iterator<Item = TargetId>, need: Need| {
             for id in ids {
@@ -340,7 +353,16 @@ impl ConnectionTracker {
             }
         }
         self.examined = examined;
-        for (id, need) in needs {
+        self.pending = needs;
+    }
+
+    /// Re-evaluates or queues at most `limit` of the targets the deferred events named, from
+    /// `snapshot` (the current model), in target order; returns how many are left.
+    pub fn work(&mut self, snapshot: &Snapshot, limit: usize) -> usize {
+        for _ in 0..limit {
+            let Some((id, need)) = self.pending.pop_first() else {
+                break;
+            };
             if need.reevaluate {
                 // With a lookup to follow, only what the snapshot alone decides is reported now:
                 // the last answer predates the change, and a verdict resting on it (a path, a
@@ -356,6 +378,12 @@ impl ConnectionTracker {
                 self.queue_lookup(id);
             }
         }
+        self.pending.len()
+    }
+
+    /// Deferred targets are left for [`work`](Self::work).
+    pub fn has_work(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// The kernel's answer to lookup `id` (see [`Action::LookupRoute`]); `snapshot` is the
@@ -378,6 +406,11 @@ impl ConnectionTracker {
             .set_interfaces(target, &entry.interfaces, &interfaces);
         entry.interfaces = interfaces;
         entry.answer = Some(answer);
+        if self.pending.get(&target).is_some_and(|n| n.lookup) {
+            // Events named the target after this lookup was sent and their work is not done:
+            // the answer may predate them, and `work` looks the target up again.
+            return;
+        }
         if stale && entry.held_back < MAX_HELD_BACK {
             entry.held_back += 1;
             self.queue_lookup(target);
