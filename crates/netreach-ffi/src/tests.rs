@@ -198,7 +198,7 @@ fn bad_targets_return_their_code_and_change_nothing() {
         (c"127.0.0.1%nrt-no-such0", c"127.0.0.1", None),
         UnknownInterface,
     );
-    let bad_utf8 = CStr::from_bytes_with_nul(b"\xff\xfe\0").unwrap();
+    let bad_utf8 = c"\xff\xfe";
     refused(c, (bad_utf8, c"127.0.0.1", None), InvalidArgument);
     assert_eq!(
         netreach_connection_monitor_remove_target(c, 7),
