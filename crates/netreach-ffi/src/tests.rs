@@ -17,11 +17,50 @@ fn last_error() -> String {
         .to_owned()
 }
 
-fn monitor() -> *mut netreach_monitor {
+/// A namespace of the test's own with only `lo` up, deleted on drop: the monitors here read
+/// it, not the namespace the suite runs in.
+struct TestNs(std::ffi::CString);
+
+impl TestNs {
+    fn new() -> TestNs {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("nrt-ffi-{}-{n}", std::process::id());
+        for args in [
+            vec!["netns", "add", &name],
+            vec!["-n", &name, "link", "set", "lo", "up"],
+        ] {
+            let ok = std::process::Command::new("ip")
+                .args(&args)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "ip {} (the tests run as root)", args.join(" "));
+        }
+        TestNs(std::ffi::CString::new(name).unwrap())
+    }
+}
+
+impl Drop for TestNs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", self.0.to_str().unwrap()])
+            .status();
+    }
+}
+
+/// A monitor of a new namespace of the test's own (kept alive by the returned guard).
+fn monitor() -> (*mut netreach_monitor, TestNs) {
+    let ns = TestNs::new();
     let mut m = null_mut();
-    assert_eq!(netreach_monitor_new(null(), &mut m), netreach_result::Ok);
+    assert_eq!(
+        netreach_monitor_new(ns.0.as_ptr(), &mut m),
+        netreach_result::Ok,
+        "{}",
+        last_error()
+    );
     assert!(!m.is_null());
-    m
+    (m, ns)
 }
 
 #[test]
@@ -91,7 +130,7 @@ fn null_pointers_are_refused_with_a_message() {
         netreach_result::Ok
     );
 
-    let m = monitor();
+    let (m, _ns) = monitor();
     let mut c = null_mut();
     assert_eq!(
         netreach_connection_monitor_new(m, &mut c),
@@ -115,7 +154,7 @@ fn null_pointers_are_refused_with_a_message() {
 #[test]
 fn freed_forged_and_mistyped_handles_are_refused_and_double_frees_guarded() {
     use netreach_result::{InvalidHandle, Ok};
-    let m = monitor();
+    let (m, _ns) = monitor();
     let mut s = null_mut();
     assert_eq!(netreach_status_monitor_new(m, &mut s), Ok);
     // A status handle is no connection handle, and a monitor no status monitor.
@@ -171,7 +210,7 @@ fn refused(
 #[test]
 fn bad_targets_return_their_code_and_change_nothing() {
     use netreach_result::*;
-    let m = monitor();
+    let (m, _ns) = monitor();
     let mut c = null_mut();
     assert_eq!(netreach_connection_monitor_new(m, &mut c), Ok);
     refused(c, (c"198.18.0.300", c"127.0.0.1", None), InvalidAddress);
@@ -283,7 +322,7 @@ fn bad_namespaces_and_arguments_start_nothing() {
         InvalidArgument
     );
     assert!(m.is_null());
-    let m = monitor();
+    let (m, _ns) = monitor();
     let mut s = null_mut();
     let url = c"gopher://example.invalid/".as_ptr();
     assert_eq!(
@@ -316,7 +355,7 @@ fn a_concurrent_call_on_one_handle_is_busy() {
 #[test]
 fn the_descriptor_is_readable_while_events_may_be_pending() {
     use netreach_result::*;
-    let m = monitor();
+    let (m, _ns) = monitor();
     let mut s = null_mut();
     assert_eq!(netreach_status_monitor_new(m, &mut s), Ok);
     let mut fd = -1;
