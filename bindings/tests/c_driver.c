@@ -8,6 +8,7 @@
  *   misuse              NULL pointers, dead handles, double frees, calls after a failed start
  *   start [NETNS]       a monitor (NULL namespace: this process's), a status and a connection
  *                       monitor on it; a failure leaves everything as it was
+ *   probe URL           the status monitor replaced by one that probes URL
  *   status              the status now
  *   add LOCAL REMOTE [IF]   watch a pair          connect ADDR PORT   watch a TCP connection
  *   remove ID | state ID | len
@@ -200,6 +201,23 @@ static void start(const char *ns)
     printf("started\n");
 }
 
+static void probe(const char *url)
+{
+    netreach_monitor *m = NULL;
+    netreach_status_monitor *s = NULL;
+    netreach_result r = netreach_monitor_new(NULL, &m);
+    if (r == NETREACH_RESULT_OK)
+        r = netreach_status_monitor_new_probing(m, url, 5000, &s);
+    netreach_monitor_free(m);
+    if (r != NETREACH_RESULT_OK) {
+        error_line(r);
+        return;
+    }
+    netreach_status_monitor_free(status);
+    status = s;
+    printf("probing\n");
+}
+
 static void add(char *args)
 {
     char *local = strtok(args, " "), *remote = strtok(NULL, " "), *iface = strtok(NULL, " ");
@@ -279,6 +297,8 @@ static int command(char *line)
         misuse();
     } else if (!strcmp(line, "start")) {
         start(arg);
+    } else if (!strcmp(line, "probe") && arg) {
+        probe(arg);
     } else if (!strcmp(line, "status")) {
         netreach_status s;
         if ((r = netreach_status_monitor_status(status, &s)) != NETREACH_RESULT_OK)

@@ -333,6 +333,40 @@ fn serve(lab: &Lab, port: u16) -> std::thread::JoinHandle<()> {
     })
 }
 
+/// An HTTP server in the lab's server namespace answering `204 No Content` to each request,
+/// as a probe endpoint does, for 60 s at most.
+fn probe_endpoint(lab: &Lab, port: u16) -> std::thread::JoinHandle<()> {
+    let addr = SocketAddr::new(ip(V4.server), port);
+    let listener = common::lab::in_netns(&lab.server, move || TcpListener::bind(addr))
+        .unwrap_or_else(|e| panic!("listen on {addr}: {e}"));
+    listener.set_nonblocking(true).expect("non-blocking");
+    std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < end {
+            let fd = std::os::fd::AsFd::as_fd(&listener);
+            let mut p = [rustix::event::PollFd::new(
+                &fd,
+                rustix::event::PollFlags::IN,
+            )];
+            let wait = rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: 200_000_000,
+            };
+            if rustix::event::poll(&mut p, Some(&wait)).unwrap_or(0) == 0 {
+                continue;
+            }
+            let Ok((mut s, _)) = listener.accept() else {
+                continue;
+            };
+            let _ = s.set_nonblocking(false);
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = [0u8; 2048];
+            let _ = std::io::Read::read(&mut s, &mut buf);
+            let _ = s.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+        }
+    })
+}
+
 /// The Valgrind command line, or none (said loudly) when it is missing outside CI.
 fn valgrind() -> Vec<String> {
     if !have("valgrind") {
@@ -483,6 +517,18 @@ fn the_c_program_sees_every_reason_and_runs_clean_under_valgrind() {
         "error NETREACH_RESULT_UNKNOWN_TARGET",
     );
     c.ask("len", "len 1");
+
+    // Verified internet: a status monitor that probes the lab's endpoint sees it answer.
+    let _endpoint = probe_endpoint(&lab, 8204);
+    c.ask(
+        &format!("probe http://{}:8204/generate_204", V4.server),
+        "probing",
+    );
+    c.expect(
+        "the probe's verdict",
+        "event status kind=1 online=1 verified=4",
+    );
+    c.ask("status", "status online=1 verified=4");
 
     // Freed with events pending: nothing drains them, the link goes, both descriptors are
     // readable, and the handles go with whatever they hold.
