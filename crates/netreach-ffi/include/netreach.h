@@ -358,7 +358,8 @@ enum netreach_result netreach_connection_monitor_len(const struct netreach_conne
 // `netreach_connection_monitor_next_event` until it returns `NETREACH_RESULT_NO_EVENT`. Owned
 // by the handle: do not read, write or close it; it is valid until the handle is freed.
 //
-// Thread safety: any thread; the descriptor may be polled from any thread.
+// Thread safety: one thread at a time per handle, like every call on it; the descriptor
+// itself may be polled from any thread.
 enum netreach_result netreach_connection_monitor_fd(const struct netreach_connection_monitor *conn,
                                                     int32_t *out_fd);
 
@@ -433,7 +434,8 @@ enum netreach_result netreach_status_monitor_free(struct netreach_status_monitor
 // `netreach_status_monitor_next_event` until it returns `NETREACH_RESULT_NO_EVENT`. Owned by
 // the handle: do not read, write or close it; it is valid until the handle is freed.
 //
-// Thread safety: any thread; the descriptor may be polled from any thread.
+// Thread safety: one thread at a time per handle, like every call on it; the descriptor
+// itself may be polled from any thread.
 enum netreach_result netreach_status_monitor_fd(const struct netreach_status_monitor *status,
                                                 int32_t *out_fd);
 

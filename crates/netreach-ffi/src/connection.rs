@@ -462,7 +462,8 @@ pub extern "C" fn netreach_connection_monitor_len(
 /// `netreach_connection_monitor_next_event` until it returns `NETREACH_RESULT_NO_EVENT`. Owned
 /// by the handle: do not read, write or close it; it is valid until the handle is freed.
 ///
-/// Thread safety: any thread; the descriptor may be polled from any thread.
+/// Thread safety: one thread at a time per handle, like every call on it; the descriptor
+/// itself may be polled from any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn netreach_connection_monitor_fd(
     conn: *const netreach_connection_monitor,

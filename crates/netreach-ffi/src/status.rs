@@ -305,7 +305,8 @@ fn get(status: *const netreach_status_monitor) -> Result<Arc<Mutex<StatusHandle>
 /// `netreach_status_monitor_next_event` until it returns `NETREACH_RESULT_NO_EVENT`. Owned by
 /// the handle: do not read, write or close it; it is valid until the handle is freed.
 ///
-/// Thread safety: any thread; the descriptor may be polled from any thread.
+/// Thread safety: one thread at a time per handle, like every call on it; the descriptor
+/// itself may be polled from any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn netreach_status_monitor_fd(
     status: *const netreach_status_monitor,
