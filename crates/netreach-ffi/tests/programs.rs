@@ -28,7 +28,7 @@ use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-use common::lab::{Lab, V4, ip};
+use common::lab::{Lab, V4, V6, ip};
 
 /// How long one expected line may take (Valgrind makes the program 20 to 50 times slower).
 const WAIT: Duration = Duration::from_secs(60);
@@ -244,6 +244,10 @@ impl Program {
             }
             self.pending = kept;
             if found.iter().all(Option::is_some) {
+                let took = WAIT.saturating_sub(deadline.saturating_duration_since(Instant::now()));
+                if took > Duration::from_secs(5) {
+                    eprintln!("{}: {what} took {:.1} s", self.name, took.as_secs_f64());
+                }
                 return found.into_iter().map(Option::unwrap).collect();
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -318,8 +322,8 @@ fn line_matches(line: &str, pattern: &str) -> bool {
 }
 
 /// A TCP listener in the lab's server namespace that accepts one connection and keeps it.
-fn serve(lab: &Lab, port: u16) -> std::thread::JoinHandle<()> {
-    let addr = SocketAddr::new(ip(V4.server), port);
+fn serve(lab: &Lab, server: &str, port: u16) -> std::thread::JoinHandle<()> {
+    let addr = SocketAddr::new(ip(server), port);
     let listener = common::lab::in_netns(&lab.server, move || TcpListener::bind(addr))
         .unwrap_or_else(|e| panic!("listen on {addr}: {e}"));
     listener.set_nonblocking(false).expect("blocking");
@@ -390,7 +394,8 @@ fn valgrind() -> Vec<String> {
 fn the_c_program_sees_every_reason_and_runs_clean_under_valgrind() {
     let Some(p) = programs() else { return };
     let lab = Lab::new("fc");
-    let _server = serve(&lab, 4041);
+    let _server = serve(&lab, V4.server, 4041);
+    let _server6 = serve(&lab, V6.server, 4043);
     let wrapper = valgrind();
     let mut c = Program::start(&lab.host.name, &wrapper, &p.dir.join("netreach-c-driver"));
     c.expect("start", "hello");
@@ -511,6 +516,41 @@ fn the_c_program_sees_every_reason_and_runs_clean_under_valgrind() {
     host.ip(&format!("-4 route del {}", V4.server_net));
     c.expect("route via h1 gone", &tcp_is("reachable iface=h0"));
 
+    // IPv6: a TCP connection of its own, its carrier and its default route; the IPv4 default
+    // route stays, and so does the status (online).
+    let tcp6 = c.ask(&format!("connect {} 4043", V6.server), "added");
+    let tcp6 = tcp6.split_whitespace().nth(1).expect("id").to_owned();
+    let tcp6_is = |what: &str| format!("event conn {tcp6} {what}");
+    c.expect("IPv6 first report", &tcp6_is("reachable iface=h0 path=via"));
+    lab.router.ip("link set r0 down");
+    c.expect_all(
+        "router side down (IPv6)",
+        &[
+            &tcp6_is("unreachable reason=carrier_lost iface=h0"),
+            &tcp_is("unreachable reason=carrier_lost iface=h0"),
+        ],
+    );
+    lab.router.ip("link set r0 up");
+    c.expect_all(
+        "router side up (IPv6)",
+        &[
+            &tcp6_is("reachable iface=h0"),
+            &tcp_is("reachable iface=h0"),
+        ],
+    );
+    host.ip("-6 route del default");
+    c.expect(
+        "IPv6 default route deleted",
+        &tcp6_is("unreachable reason=no_route"),
+    );
+    c.ask("status", "status online=1 ipv4=internet");
+    lab.restore_host();
+    c.expect(
+        "IPv6 default route back",
+        &tcp6_is("reachable iface=h0 path=via"),
+    );
+    c.ask(&format!("remove {tcp6}"), "removed");
+
     c.ask(&format!("remove {near}"), "removed");
     c.ask(
         &format!("remove {near}"),
@@ -575,7 +615,7 @@ fn the_qt_classes_follow_a_real_tcp_socket_and_the_default_routes() {
         return;
     }
     let lab = Lab::new("fq");
-    let _server = serve(&lab, 4042);
+    let _server = serve(&lab, V4.server, 4042);
     let mut q = Program::start(&lab.host.name, &[], &path);
     q.expect("start", "hello enabled=1");
     q.expect(
