@@ -777,21 +777,27 @@ impl Snapshot {
         addresses: impl IntoIterator<Item = Address>,
         routes: impl IntoIterator<Item = Route>,
     ) -> Snapshot {
-        let mut snap = Snapshot {
-            interfaces: interfaces.into_iter().map(|i| (i.index, i)).collect(),
-            ..Snapshot::default()
-        };
-        for a in addresses {
-            if snap.holds_interface_of(&a) {
-                snap.insert_address(a);
-            }
-        }
-        for r in routes {
-            if snap.holds_interfaces_of(&r) {
-                snap.insert_route(r);
-            }
-        }
-        snap.compact();
+        // Sorted, then inserted every other one first: full nodes (see `compact`), and no
+        // second copy of the maps on the way (a dump of 10,000 interfaces is built here).
+        let mut snap = Snapshot::default();
+        let interfaces = sorted_last_wins(interfaces.into_iter().collect(), |i| i.index);
+        insert_packed(interfaces, |i| {
+            snap.interfaces.insert(i.index, i);
+        });
+        let addresses: Vec<Address> = addresses
+            .into_iter()
+            .filter(|a| snap.holds_interface_of(a))
+            .collect();
+        insert_packed(sorted_last_wins(addresses, Address::key), |a| {
+            snap.insert_address(a);
+        });
+        let routes: Vec<Route> = routes
+            .into_iter()
+            .filter(|r| snap.holds_interfaces_of(r))
+            .collect();
+        insert_packed(sorted_last_wins(routes, Route::key), |r| {
+            snap.insert_route(r);
+        });
         snap
     }
 
@@ -920,6 +926,29 @@ impl Snapshot {
             if r.family == family && self.holds_interfaces_of(&r) {
                 self.insert_route(r);
             }
+        }
+    }
+}
+
+/// `items` sorted by `key`, the last of equal keys kept.
+fn sorted_last_wins<T, K: Ord>(mut items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    // A stable sort keeps equal keys in their order: reversed, the last comes first and
+    // `dedup_by` keeps it.
+    items.sort_by_key(|t| key(t));
+    items.reverse();
+    items.dedup_by(|a, b| key(a) == key(b));
+    items.reverse();
+    items
+}
+
+/// Hands sorted `items` to `put` every other one first, then the ones between: inserted so
+/// into a B-tree, they fill its nodes (see [`Snapshot::compact`]).
+fn insert_packed<T>(items: Vec<T>, mut put: impl FnMut(T)) {
+    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    let n = slots.len();
+    for i in (0..n).step_by(2).chain((1..n).step_by(2)) {
+        if let Some(item) = slots[i].take() {
+            put(item);
         }
     }
 }

@@ -36,31 +36,41 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// `n` bridges, each with an IPv4 /32 and its local route, loaded as a dump is (in order).
-fn dump_of(n: u32) -> Snapshot {
-    let mut s = Snapshot::new();
+/// `n` bridges, each with an IPv4 /32 and its local route, built as the monitor builds a dump
+/// (`Snapshot::from_parts`), or loaded one update at a time and then compacted.
+fn dump_of(n: u32, one_at_a_time: bool) -> Snapshot {
+    let (mut links, mut addresses, mut routes) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..n {
         let index = i + 10;
-        s.load(Update::NewLink(Interface::new(
-            index,
-            format!("br{i}"),
-            LinkKind::Bridge,
-        )));
+        links.push(Interface::new(index, format!("br{i}"), LinkKind::Bridge));
         let ip = IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + i));
-        s.load(Update::NewAddress(Address {
+        addresses.push(Address {
             interface: index,
             address: ip,
             prefix_len: 32,
             scope: Scope::Global,
             flags: AddressFlags::empty(),
-        }));
+        });
         let mut local = Route::unicast(ipnet::IpNet::from(ip), None, index);
         local.table = Route::LOCAL_TABLE;
         local.kind = RouteType::Local;
         local.protocol = RouteProtocol(2);
         local.prefsrc = Some(ip);
+        routes.push(local);
+    }
+    if !one_at_a_time {
+        return Snapshot::from_parts(links, addresses, routes);
+    }
+    let mut s = Snapshot::new();
+    for l in links {
+        s.load(Update::NewLink(l));
+    }
+    for a in addresses {
+        s.load(Update::NewAddress(a));
+    }
+    for route in routes {
         s.load(Update::NewRoute {
-            route: local,
+            route,
             replace: false,
         });
     }
@@ -68,20 +78,30 @@ fn dump_of(n: u32) -> Snapshot {
     s
 }
 
-fn held(n: u32) -> (isize, Snapshot) {
+fn held(n: u32, one_at_a_time: bool) -> (isize, Snapshot) {
     let before = LIVE.load(Relaxed);
-    let s = dump_of(n);
+    let s = dump_of(n, one_at_a_time);
     (LIVE.load(Relaxed) - before, s)
 }
 
 #[test]
 fn an_interface_costs_at_most_600_bytes_in_the_model() {
-    let (small, _keep) = held(10);
-    for n in [1_000, 10_000] {
-        let (bytes, snap) = held(n);
-        assert_eq!(snap.interfaces().count(), n as usize);
-        let per = (bytes - small) / (n as isize - 10);
-        eprintln!("{n} interfaces: {bytes} bytes, {per} per interface");
-        assert!(per <= 600, "{per} bytes per interface at {n} (budget 600)");
+    for one_at_a_time in [false, true] {
+        let (small, _keep) = held(10, one_at_a_time);
+        for n in [1_000, 10_000] {
+            let (bytes, snap) = held(n, one_at_a_time);
+            assert_eq!(snap.interfaces().count(), n as usize);
+            assert_eq!(snap.routes().count(), n as usize);
+            let per = (bytes - small) / (n as isize - 10);
+            eprintln!(
+                "{n} interfaces ({}): {bytes} bytes, {per} per interface",
+                if one_at_a_time {
+                    "loaded, compacted"
+                } else {
+                    "from parts"
+                }
+            );
+            assert!(per <= 600, "{per} bytes per interface at {n} (budget 600)");
+        }
     }
 }
