@@ -18,6 +18,7 @@ mod config;
 mod fanout;
 mod http;
 mod metrics;
+mod nm;
 mod process;
 mod sse;
 
@@ -62,6 +63,19 @@ async fn serve(monitor: &Monitor, args: &ServeArgs, mut config: Config) -> Resul
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let mut running = Running::start(monitor, &config).await?;
+    // The NetworkManager face outlives reloads: each configuration's status monitor feeds it.
+    let face = if args.nm_compat {
+        match nm::Face::start(nm::view_of(&running.status, config.probe.is_some())).await {
+            Ok(face) => Some(Arc::new(face)),
+            Err(e) => {
+                running.stop("the service is stopping").await;
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
+    running.feed(face.as_ref(), &config);
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -70,7 +84,10 @@ async fn serve(monitor: &Monitor, args: &ServeArgs, mut config: Config) -> Resul
                 Ok(new) => {
                     running.stop("reloading the configuration").await;
                     running = match Running::start(monitor, &new).await {
-                        Ok(r) => r,
+                        Ok(r) => {
+                            config = new;
+                            r
+                        }
                         // The new addresses cannot be bound: back to the old configuration.
                         Err(e) => {
                             crate::complain(&format!(
@@ -80,7 +97,7 @@ async fn serve(monitor: &Monitor, args: &ServeArgs, mut config: Config) -> Resul
                             Running::start(monitor, &config).await?
                         }
                     };
-                    config = new;
+                    running.feed(face.as_ref(), &config);
                 }
                 Err(e) => crate::complain(&format!(
                     "reload: {}; the running configuration stays",
@@ -103,7 +120,9 @@ struct Running {
     /// Unix sockets to remove at the end.
     sockets: Vec<PathBuf>,
     max_connections: usize,
-    _status: StatusMonitor,
+    status: StatusMonitor,
+    /// The task feeding the NetworkManager face from `status` (`--nm-compat`).
+    nm_pump: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -152,7 +171,8 @@ impl Running {
             reader: Some(reader),
             sockets: Vec::new(),
             max_connections: config.limits.max_connections,
-            _status: status,
+            status,
+            nm_pump: None,
         };
         let mut out = std::io::stdout().lock();
         for l in &config.listen {
@@ -178,10 +198,23 @@ impl Running {
         Ok(running)
     }
 
+    /// Feeds the NetworkManager face, if there is one, from this configuration's status.
+    fn feed(&mut self, face: Option<&Arc<nm::Face>>, config: &Config) {
+        if let Some(face) = face {
+            let probing = config.probe.is_some();
+            self.nm_pump = Some(nm::pump(face.clone(), self.status.clone(), probing));
+        }
+    }
+
     /// Ends this configuration: every event stream gets a last comment saying `why` and
     /// closes, the listeners close, connections end gracefully (at most two seconds), the
     /// reader thread is joined.
     async fn stop(&mut self, why: &str) {
+        if let Some(pump) = self.nm_pump.take() {
+            // Dropping the task drops its handle on the status monitor.
+            pump.abort();
+            let _ = pump.await;
+        }
         self.app.fanout.end(why);
         let _ = self.stop.send(true);
         let deadline = Instant::now() + Duration::from_secs(3);
