@@ -109,6 +109,9 @@ fn qt_and_glib_follow_the_network() {
 
     let mut q = Client::qt(&bus);
     let mut g = Client::glib(&bus);
+    // Reads each new primary connection's device the moment it is announced, as Qt does.
+    let mut f = Client::tool(&bus, "follow", User::Nobody);
+    assert_eq!(f.next()["following"], true);
     assert_eq!(
         q.next()["backend"],
         "networkmanager",
@@ -131,6 +134,10 @@ fn qt_and_glib_follow_the_network() {
     lab.servers[0].ip(&["link", "set", "dn0", "up"]);
     q.expect("Online after the carrier", qt("Online", false));
     g.expect("available after the carrier", glib(true, "full"));
+    // The primary connection came back on a new path, readable when announced.
+    let v = f.next();
+    assert_eq!(v["device"]["Interface"], "up0", "{v}");
+    assert_eq!(v["device"]["DeviceType"], 20, "{v}");
 
     // No default route: the prefix route is left (netreach's `site`, NetworkManager's local).
     default_routes(&lab, "del");

@@ -5,6 +5,9 @@
   bus_tool.py own     owns org.freedesktop.NetworkManager, prints {"owner": UNIQUE_NAME}; then
                       for each line on standard input prints {"still_owner": BOOL}; ends when
                       standard input closes (at most a minute).
+  bus_tool.py follow  reads, as Qt does, the device of each primary connection announced, from
+                      inside the signal handler: {"primary": PATH, "device": {...} or
+                      "error": NAME}; ends when standard input closes (at most a minute).
   bus_tool.py calls   asks the service what a client may ask, and what it must refuse, and
                       prints each answer or D-Bus error name: {"call": NAME, "ok": ..., "error": ...}.
 """
@@ -87,4 +90,28 @@ def calls():
     print(json.dumps(r, default=str), flush=True)
 
 
-{"own": own, "calls": calls}[sys.argv[1]]()
+def follow():
+    def changed(_conn, _sender, _path, _iface, _signal, params):
+        _iface_name, props, _invalidated = params.unpack()
+        primary = props.get("PrimaryConnection")
+        if primary is None or primary == "/":
+            return
+        line = {"primary": primary}
+        devices = call(NM, primary, PROPS, "Get", GLib.Variant("(ss)", (NM + ".Connection.Active", "Devices")))
+        if "ok" in devices and devices["ok"][0]:
+            device = call(NM, devices["ok"][0][0], PROPS, "GetAll", GLib.Variant("(s)", (NM + ".Device",)))
+            line.update({"device": device["ok"][0]} if "ok" in device else {"error": device["error"]})
+        else:
+            line["error"] = devices.get("error", "no devices")
+        print(json.dumps(line), flush=True)
+
+    bus.signal_subscribe(NM, PROPS, "PropertiesChanged", PATH, None, Gio.DBusSignalFlags.NONE, changed)
+    print(json.dumps({"following": True}), flush=True)
+    loop = GLib.MainLoop()
+    GLib.io_add_watch(sys.stdin.fileno(), GLib.IO_IN | GLib.IO_HUP,
+                      lambda *_: (loop.quit(), False)[1] if not sys.stdin.buffer.read1(4096) else True)
+    GLib.timeout_add_seconds(60, loop.quit)
+    loop.run()
+
+
+{"own": own, "calls": calls, "follow": follow}[sys.argv[1]]()
