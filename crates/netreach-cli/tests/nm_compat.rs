@@ -392,3 +392,29 @@ fn dbus_input_is_checked() {
         assert!(ok("still_serving")[0].is_string(), "{answers:?}");
     }
 }
+
+/// The bus goes away under the service: the face cannot serve, so the service ends with a
+/// run-time failure (exit 1) instead of running on without it; a unit restarts it.
+#[test]
+fn losing_the_bus_ends_the_service() {
+    if !nm::available() {
+        return;
+    }
+    let lab = one_uplink();
+    let dir = Scratch(serve_util::scratch("nmlost"));
+    let bus = Bus::start(&dir.0);
+    let mut srv = serve(&lab, &bus, &[]);
+    drop(bus);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = srv.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "netreach serve --nm-compat still runs 10 s after its bus went away"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(1), "a run-time failure");
+}

@@ -76,8 +76,20 @@ async fn serve(monitor: &Monitor, args: &ServeArgs, mut config: Config) -> Resul
         None
     };
     running.feed(face.as_ref(), &config);
+    let ended = async {
+        match &face {
+            Some(f) => f.ended().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(ended);
+    let mut failed = None;
     loop {
         tokio::select! {
+            why = &mut ended => {
+                failed = Some(why);
+                break;
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => match Config::load(args) {
@@ -107,7 +119,10 @@ async fn serve(monitor: &Monitor, args: &ServeArgs, mut config: Config) -> Resul
         }
     }
     running.stop("the service is stopping").await;
-    Ok(())
+    match failed {
+        Some(why) => Err(std::io::Error::other(why).into()),
+        None => Ok(()),
+    }
 }
 
 /// One configuration at work.

@@ -53,6 +53,8 @@ const ACTIVATED: u32 = 2;
 pub struct Face {
     conn: zbus::Connection,
     state: Mutex<Exported>,
+    /// Why the face ended, once it has: the name lost, or the bus connection gone.
+    lost: Option<tokio::sync::watch::Receiver<Option<String>>>,
 }
 
 /// What is exported now.
@@ -81,13 +83,14 @@ impl Face {
         let next_id = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_secs());
-        let face = Face {
+        let mut face = Face {
             conn,
             state: Mutex::new(Exported {
                 view: View::default(),
                 active: None,
                 next_id,
             }),
+            lost: None,
         };
         let manager = Manager {
             view: View::default(),
@@ -127,12 +130,54 @@ impl Face {
             }
             Err(e) => return Err(bus_error("own the name", e)),
         }
+        face.lost = Some(face.watch_ownership().await?);
         face.announce_all().await;
         // One line on stdout, as for each listener: from here clients find the name.
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "owning {NAME} on the system bus");
         let _ = out.flush();
         Ok(face)
+    }
+
+    /// A task that says why, once the name is lost or the connection to the bus ends (the
+    /// bus stopped): the face cannot serve any more, and the service ends (a unit restarts it).
+    async fn watch_ownership(
+        &self,
+    ) -> Result<tokio::sync::watch::Receiver<Option<String>>, Failure> {
+        let dbus = zbus::fdo::DBusProxy::new(&self.conn)
+            .await
+            .map_err(|e| bus_error("watch the name", e))?;
+        let mut lost = dbus
+            .receive_name_lost()
+            .await
+            .map_err(|e| bus_error("watch the name", e))?;
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        tokio::spawn(async move {
+            use futures_core::Stream;
+            let why = loop {
+                let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut lost).poll_next(cx));
+                match next.await {
+                    Some(signal) if signal.args().is_ok_and(|a| a.name() == NAME) => {
+                        break format!("nm-compat: lost {NAME} on the system bus");
+                    }
+                    Some(_) => {}
+                    None => break "nm-compat: the connection to the system bus ended".to_owned(),
+                }
+            };
+            let _ = tx.send(Some(why));
+        });
+        Ok(rx)
+    }
+
+    /// Resolves, with why, once the face can no longer serve; never while it can.
+    pub async fn ended(&self) -> String {
+        let Some(mut rx) = self.lost.clone() else {
+            return std::future::pending().await;
+        };
+        match rx.wait_for(Option::is_some).await {
+            Ok(why) => why.clone().unwrap_or_default(),
+            Err(_) => "nm-compat: the bus watcher stopped".to_owned(),
+        }
     }
 
     /// The unique name owning [`NAME`], if any.
