@@ -236,7 +236,39 @@ fn a_taken_name_is_left_alone() {
     let bus = Bus::start(&dir.0);
     let mut owner = Client::tool(&bus, "own", User::Root);
     let unique = owner.next()["owner"].as_str().unwrap().to_owned();
+    let err = refused(&lab, &bus);
+    assert!(
+        err.starts_with("netreach: nm-compat: org.freedesktop.NetworkManager is already owned")
+            && err.contains(&unique),
+        "{err}"
+    );
+    owner.send("check");
+    assert_eq!(
+        owner.next()["still_owner"],
+        true,
+        "the owner keeps the name"
+    );
+}
 
+/// The bus's policy does not let the service's user own the name: one line, exit 2.
+#[test]
+fn a_name_the_policy_forbids_is_refused() {
+    if !nm::available() {
+        return;
+    }
+    let lab = one_uplink();
+    let dir = Scratch(serve_util::scratch("nmpolicy"));
+    let bus = Bus::as_installed(&dir.0);
+    let err = refused(&lab, &bus);
+    assert!(
+        err.starts_with("netreach: nm-compat: the system bus does not let this user own"),
+        "{err}"
+    );
+}
+
+/// Runs `serve --nm-compat` expecting it to give up: exit 2 and one line, returned.
+fn refused(lab: &Lab, bus: &Bus) -> String {
+    let dir = Scratch(serve_util::scratch("refused"));
     let socket = format!("unix:{}", dir.0.join("s.sock").display());
     let mut child = Command::new(env!("CARGO_BIN_EXE_netreach"))
         .args(common::backend_args())
@@ -255,7 +287,7 @@ fn a_taken_name_is_left_alone() {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("netreach serve --nm-compat did not give up on a taken name within 10 s");
+            panic!("netreach serve --nm-compat did not give up within 10 s");
         }
         std::thread::sleep(Duration::from_millis(10));
     };
@@ -263,17 +295,7 @@ fn a_taken_name_is_left_alone() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(
-        err.starts_with("netreach: nm-compat: org.freedesktop.NetworkManager is already owned")
-            && err.contains(&unique),
-        "{err}"
-    );
-    owner.send("check");
-    assert_eq!(
-        owner.next()["still_owner"],
-        true,
-        "the owner keeps the name"
-    );
+    err
 }
 
 /// What clients may ask and what is refused: every object answers `Get`, `GetAll` and

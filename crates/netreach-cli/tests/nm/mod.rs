@@ -78,6 +78,16 @@ pub struct Bus {
 
 impl Bus {
     pub fn start(dir: &Path) -> Bus {
+        Bus::with_policy_user(dir, "root")
+    }
+
+    /// The same, with the policy file's user left as written (`netreach`, which does not
+    /// exist here): root may not own the name.
+    pub fn as_installed(dir: &Path) -> Bus {
+        Bus::with_policy_user(dir, "netreach")
+    }
+
+    fn with_policy_user(dir: &Path, user: &str) -> Bus {
         let policy = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../contrib/dbus/org.freedesktop.NetworkManager.conf"
@@ -87,7 +97,7 @@ impl Bus {
         let policy_path = dir.join("nm-policy.conf");
         std::fs::write(
             &policy_path,
-            policy.replace("user=\"netreach\"", "user=\"root\""),
+            policy.replace("user=\"netreach\"", &format!("user=\"{user}\"")),
         )
         .unwrap();
         let socket = dir.join("system_bus_socket");
