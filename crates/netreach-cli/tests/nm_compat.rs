@@ -398,9 +398,20 @@ fn dbus_input_is_checked() {
                     err("unknown_method"),
                     "org.freedesktop.DBus.Error.UnknownMethod"
                 );
+                // DBUS_REQUEST_NAME_REPLY_EXISTS: the service cannot be replaced.
+                assert_eq!(
+                    ok("replace_attempt")[0],
+                    3,
+                    "{:?}",
+                    answers["replace_attempt"]
+                );
             }
             // The bus's: the policy lets everyone read only.
             User::Nobody => {
+                assert_eq!(
+                    err("replace_attempt"),
+                    "org.freedesktop.DBus.Error.AccessDenied"
+                );
                 assert_eq!(
                     err("set_refused"),
                     "org.freedesktop.DBus.Error.AccessDenied"

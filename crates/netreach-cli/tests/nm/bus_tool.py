@@ -84,6 +84,11 @@ def calls():
         r = call(dest, path, iface, method, args)
         r["call"] = name
         print(json.dumps(r, default=str), flush=True)
+    # Flags 2 | 4: REPLACE_EXISTING, DO_NOT_QUEUE. The service did not allow replacement.
+    r = call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+             "RequestName", GLib.Variant("(su)", (NM, 6)))
+    r["call"] = "replace_attempt"
+    print(json.dumps(r, default=str), flush=True)
     # The service is still there after all of it.
     r = call(NM, PATH, PROPS, "Get", s(NM, "Version"))
     r["call"] = "still_serving"
