@@ -11,6 +11,10 @@
 //! and are closed, so clients reconnect with `Last-Event-ID`), a bad one is reported on one
 //! line and the old one keeps running. `SIGTERM` and `SIGINT` end the service the same way.
 //!
+//! With `--nm-compat`, [`nm`] owns NetworkManager's name on the system bus for the whole life
+//! of the service (a reload does not let go of it); each configuration's status monitor feeds
+//! it. Losing the name or the bus ends the service with an error.
+//!
 //! Why in the CLI crate: `serve` is a mode of the one binary, reusing its flags, its JSON
 //! builders and its `reach` logic; a crate of its own would have to export all three.
 
