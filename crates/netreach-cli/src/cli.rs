@@ -311,6 +311,11 @@ pub struct ServeArgs {
     /// Also verify internet access with HTTP probes per interface and family.
     #[arg(long)]
     pub probe: bool,
+    /// Also own org.freedesktop.NetworkManager on the system bus (DBUS_SYSTEM_BUS_ADDRESS) and
+    /// serve what Qt's and GLib's network monitors read (docs/nm-compat.md). Only if the name
+    /// is free: if it is taken, one line and exit 2.
+    #[arg(long)]
+    pub nm_compat: bool,
     #[command(flatten)]
     pub rules: RuleArgs,
     #[command(flatten)]

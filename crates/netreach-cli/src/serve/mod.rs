@@ -11,6 +11,10 @@
 //! and are closed, so clients reconnect with `Last-Event-ID`), a bad one is reported on one
 //! line and the old one keeps running. `SIGTERM` and `SIGINT` end the service the same way.
 //!
+//! With `--nm-compat`, [`nm`] owns NetworkManager's name on the system bus for the whole life
+//! of the service (a reload does not let go of it); each configuration's status monitor feeds
+//! it. Losing the name or the bus ends the service with an error.
+//!
 //! Why in the CLI crate: `serve` is a mode of the one binary, reusing its flags, its JSON
 //! builders and its `reach` logic; a crate of its own would have to export all three.
 
@@ -18,6 +22,7 @@ mod config;
 mod fanout;
 mod http;
 mod metrics;
+mod nm;
 mod process;
 mod sse;
 
@@ -62,15 +67,43 @@ async fn serve(monitor: &Monitor, args: &ServeArgs, mut config: Config) -> Resul
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let mut running = Running::start(monitor, &config).await?;
+    // The NetworkManager face outlives reloads: each configuration's status monitor feeds it.
+    let face = if args.nm_compat {
+        match nm::Face::start(nm::view_of(&running.status, config.probe.is_some())).await {
+            Ok(face) => Some(Arc::new(face)),
+            Err(e) => {
+                running.stop("the service is stopping").await;
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
+    running.feed(face.as_ref(), &config);
+    let ended = async {
+        match &face {
+            Some(f) => f.ended().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(ended);
+    let mut failed = None;
     loop {
         tokio::select! {
+            why = &mut ended => {
+                failed = Some(why);
+                break;
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => match Config::load(args) {
                 Ok(new) => {
                     running.stop("reloading the configuration").await;
                     running = match Running::start(monitor, &new).await {
-                        Ok(r) => r,
+                        Ok(r) => {
+                            config = new;
+                            r
+                        }
                         // The new addresses cannot be bound: back to the old configuration.
                         Err(e) => {
                             crate::complain(&format!(
@@ -80,7 +113,7 @@ async fn serve(monitor: &Monitor, args: &ServeArgs, mut config: Config) -> Resul
                             Running::start(monitor, &config).await?
                         }
                     };
-                    config = new;
+                    running.feed(face.as_ref(), &config);
                 }
                 Err(e) => crate::complain(&format!(
                     "reload: {}; the running configuration stays",
@@ -90,7 +123,10 @@ async fn serve(monitor: &Monitor, args: &ServeArgs, mut config: Config) -> Resul
         }
     }
     running.stop("the service is stopping").await;
-    Ok(())
+    match failed {
+        Some(why) => Err(std::io::Error::other(why).into()),
+        None => Ok(()),
+    }
 }
 
 /// One configuration at work.
@@ -103,7 +139,9 @@ struct Running {
     /// Unix sockets to remove at the end.
     sockets: Vec<PathBuf>,
     max_connections: usize,
-    _status: StatusMonitor,
+    status: StatusMonitor,
+    /// The task feeding the NetworkManager face from `status` (`--nm-compat`).
+    nm_pump: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -152,7 +190,8 @@ impl Running {
             reader: Some(reader),
             sockets: Vec::new(),
             max_connections: config.limits.max_connections,
-            _status: status,
+            status,
+            nm_pump: None,
         };
         let mut out = std::io::stdout().lock();
         for l in &config.listen {
@@ -178,10 +217,23 @@ impl Running {
         Ok(running)
     }
 
+    /// Feeds the NetworkManager face, if there is one, from this configuration's status.
+    fn feed(&mut self, face: Option<&Arc<nm::Face>>, config: &Config) {
+        if let Some(face) = face {
+            let probing = config.probe.is_some();
+            self.nm_pump = Some(nm::pump(face.clone(), self.status.clone(), probing));
+        }
+    }
+
     /// Ends this configuration: every event stream gets a last comment saying `why` and
     /// closes, the listeners close, connections end gracefully (at most two seconds), the
     /// reader thread is joined.
     async fn stop(&mut self, why: &str) {
+        if let Some(pump) = self.nm_pump.take() {
+            // Dropping the task drops its handle on the status monitor.
+            pump.abort();
+            let _ = pump.await;
+        }
         self.app.fanout.end(why);
         let _ = self.stop.send(true);
         let deadline = Instant::now() + Duration::from_secs(3);

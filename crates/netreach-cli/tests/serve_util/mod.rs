@@ -17,6 +17,8 @@ pub struct Serve {
     pub socket: PathBuf,
     /// The addresses it printed (`listening on ...`).
     pub listening: Vec<String>,
+    /// The lines it prints on stdout after those.
+    pub out: std::sync::mpsc::Receiver<String>,
 }
 
 /// A scratch directory under the system's temporary one, removed by [`Serve`]'s drop.
@@ -94,6 +96,20 @@ impl Serve {
             dir,
             socket,
             listening,
+            out: rx,
+        }
+    }
+
+    /// Waits (at most 10 s) for a line on stdout starting with `prefix`.
+    pub fn wait_line(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.out.recv_timeout(left) {
+                Ok(l) if l.starts_with(prefix) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("netreach serve printed no line starting with {prefix:?}"),
+            }
         }
     }
 
