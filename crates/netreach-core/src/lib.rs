@@ -37,6 +37,7 @@ pub mod decode;
 mod diff;
 mod event;
 mod flags;
+pub mod iphlp;
 pub mod machine;
 mod model;
 pub mod probe;
