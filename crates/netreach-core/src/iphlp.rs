@@ -412,7 +412,9 @@ fn max_prefix(addr: &IpAddr) -> u8 {
     }
 }
 
-fn address(
+/// One address row, on the interface `owner` finds for its LUID and index (as [`snapshot`]
+/// checks them).
+pub fn address(
     row: &AddrRow,
     owner: &impl Fn(u64, u32) -> Result<u32, RowError>,
 ) -> Result<Address, RowError> {
@@ -453,7 +455,9 @@ fn is_link_local(addr: &IpAddr) -> bool {
     }
 }
 
-fn route(
+/// One route row (a row of `GetIpForwardTable2`, or `GetBestRoute2`'s answer), through the
+/// interface `owner` finds for its LUID and index.
+pub fn route(
     row: &RouteRow,
     owner: &impl Fn(u64, u32) -> Result<u32, RowError>,
 ) -> Result<Route, RowError> {

@@ -40,6 +40,7 @@ mod flags;
 pub mod iphlp;
 pub mod machine;
 mod model;
+pub mod nlm;
 pub mod probe;
 pub mod reach;
 

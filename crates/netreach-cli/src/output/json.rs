@@ -21,7 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 
 use netreach::core::connectivity::{Connectivity, Primary};
-use netreach::core::reach::{Reachability, Reason};
+use netreach::core::reach::{LookupSource, Reachability, Reason};
 use netreach::probe::ProbeResult;
 use netreach::{Address, AddressFlags, Event, Interface, Route, Rule, Snapshot, Verification};
 use serde::Serialize;
@@ -401,6 +401,9 @@ pub struct Reach {
     interface: Option<String>,
     gateway: Option<IpAddr>,
     source: Option<IpAddr>,
+    /// Where the route came from (one-shot answers only): `system` or `model`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lookup: Option<LookupSource>,
 }
 
 /// The place of a `reachability_changed` line in the monitor's stream.
@@ -432,7 +435,14 @@ impl Reach {
             },
             gateway: path.and_then(|p| p.gateway),
             source: path.and_then(|p| p.source),
+            lookup: None,
         }
+    }
+
+    /// With where the route came from (a one-shot answer): the `lookup` field.
+    pub fn with_lookup(mut self, lookup: Option<LookupSource>) -> Reach {
+        self.lookup = lookup;
+        self
     }
 
     /// As a `reachability_changed` line of `reach --watch --json`: item `seq` of the stream,

@@ -117,7 +117,7 @@ pub(crate) mod sim;
 mod tracker_tests;
 
 pub use evaluate::{Errno, LookupAnswer, evaluate, reason_for_errno};
-pub use model_lookup::{LookupSource, lookup_in_model};
+pub use model_lookup::{HOST_UNREACHABLE, LookupSource, NO_ROUTE, lookup_in_model};
 pub use target::{InterfaceRef, RouteQuery, Target, TargetError};
 pub use tracker::{Action, ConnectionTracker, LookupId, ReachabilityChange, TargetId};
 pub use verdict::{NamedInterface, Path, Reachability, Reason};

@@ -29,8 +29,14 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::model::{Family, Route, RouteType, Snapshot};
-use crate::reach::evaluate::LookupAnswer;
+use crate::reach::evaluate::{Errno, LookupAnswer};
 use crate::reach::target::RouteQuery;
+
+/// The errno of "no route" (`ENETUNREACH` of the target's C library), for a backend that maps
+/// its system's answer to the rules' terms.
+pub const NO_ROUTE: Errno = libc::ENETUNREACH;
+/// The errno of "host unreachable" (`EHOSTUNREACH`): an `unreachable` route covers the remote.
+pub const HOST_UNREACHABLE: Errno = libc::EHOSTUNREACH;
 
 /// Where the route behind a verdict came from.
 ///
@@ -128,7 +134,7 @@ pub fn lookup_in_model(query: &RouteQuery, snapshot: &Snapshot) -> LookupAnswer 
         }
         return Ok(r.clone());
     }
-    Err(libc::ENETUNREACH)
+    Err(NO_ROUTE)
 }
 
 /// The order tables are searched in: `local`, `main`, `default`, then the others by number.
