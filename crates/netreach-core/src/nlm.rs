@@ -143,8 +143,14 @@ mod tests {
         assert_eq!(h.ipv4, SystemReach::LocalNetwork);
         assert_eq!(h.ipv6, SystemReach::Disconnected);
         let h = SystemHint::from_raw(V6_SUBNET | V6_INTERNET, None);
-        assert_eq!((h.ipv4, h.ipv6), (SystemReach::Disconnected, SystemReach::Internet));
-        assert_eq!(SystemHint::from_raw(0, None).to_string(), "ipv4 disconnected, ipv6 disconnected");
+        assert_eq!(
+            (h.ipv4, h.ipv6),
+            (SystemReach::Disconnected, SystemReach::Internet)
+        );
+        assert_eq!(
+            SystemHint::from_raw(0, None).to_string(),
+            "ipv4 disconnected, ipv6 disconnected"
+        );
     }
 
     #[test]
@@ -155,7 +161,10 @@ mod tests {
         assert_eq!(m(Some(COST_UNRESTRICTED)), Some(false));
         assert_eq!(m(Some(COST_FIXED)), Some(true));
         assert_eq!(m(Some(COST_UNRESTRICTED | COST_ROAMING)), Some(true));
-        assert_eq!(m(Some(COST_VARIABLE | COST_APPROACHINGDATALIMIT)), Some(true));
+        assert_eq!(
+            m(Some(COST_VARIABLE | COST_APPROACHINGDATALIMIT)),
+            Some(true)
+        );
         assert_eq!(m(Some(COST_OVERDATALIMIT)), Some(true));
     }
 

@@ -202,7 +202,10 @@ impl ConnectionMonitor {
     /// Linux always answers with `RTM_GETROUTE` (`System`). Windows answers with
     /// `GetBestRoute2`, and where that fails or is a stub (under Wine) with the model's match
     /// (`docs/windows.md`).
-    pub fn check_with_source(&self, target: &Target) -> Result<(Reachability, LookupSource), Error> {
+    pub fn check_with_source(
+        &self,
+        target: &Target,
+    ) -> Result<(Reachability, LookupSource), Error> {
         #[cfg(target_os = "linux")]
         {
             let mut sock = self.socket()?;

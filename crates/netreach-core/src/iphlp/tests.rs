@@ -108,7 +108,10 @@ fn the_laptop_as_a_model() {
     let (ifs, addrs, routes) = laptop();
     let (snap, rejected) = snapshot(&ifs, &addrs, &routes);
     assert!(rejected.is_empty(), "{rejected:?}");
-    let names: Vec<_> = snap.interfaces().map(|i| (i.index, i.name.as_str())).collect();
+    let names: Vec<_> = snap
+        .interfaces()
+        .map(|i| (i.index, i.name.as_str()))
+        .collect();
     assert_eq!(
         names,
         [
@@ -141,7 +144,11 @@ fn the_laptop_as_a_model() {
     assert_eq!(find("fe80::1c2:3ff:fe04:506").scope, Scope::Link);
     assert_eq!(find("198.18.5.20").scope, Scope::Global);
     assert!(!find("2001:db8:1::99").is_usable(), "tentative");
-    assert!(find("2001:db8:1::aa").flags.contains(AddressFlags::TEMPORARY));
+    assert!(
+        find("2001:db8:1::aa")
+            .flags
+            .contains(AddressFlags::TEMPORARY)
+    );
 
     assert_eq!(snap.routes().count(), 8);
     let default4 = snap
@@ -149,12 +156,18 @@ fn the_laptop_as_a_model() {
         .find(|r| r.is_default() && r.family == Family::Ipv4)
         .unwrap();
     assert_eq!(default4.gateway, Some("198.18.5.1".parse().unwrap()));
-    assert_eq!((default4.interface, default4.scope), (Some(12), Scope::Global));
+    assert_eq!(
+        (default4.interface, default4.scope),
+        (Some(12), Scope::Global)
+    );
     let host = snap
         .routes()
         .find(|r| r.destination.to_string() == "198.18.5.20/32")
         .unwrap();
-    assert_eq!((host.kind, host.table), (RouteType::Local, Route::LOCAL_TABLE));
+    assert_eq!(
+        (host.kind, host.table),
+        (RouteType::Local, Route::LOCAL_TABLE)
+    );
     let stat = snap
         .routes()
         .find(|r| r.destination.to_string() == "198.19.0.0/16")
@@ -180,7 +193,10 @@ fn the_model_answers_lookups_the_way_windows_would() {
     // The Ethernet's link-local address is on a link with no carrier.
     let apipa = q("169.254.9.9", "169.254.7.7");
     let v = evaluate(&apipa, &lookup_in_model(&apipa, &snap), &snap);
-    assert_eq!(v.to_string(), "unreachable: interface Ethernet has no carrier");
+    assert_eq!(
+        v.to_string(),
+        "unreachable: interface Ethernet has no carrier"
+    );
 }
 
 #[test]
@@ -206,7 +222,9 @@ fn an_added_address_is_one_event() {
     let (after, _) = snapshot(&ifs, &addrs, &routes);
     let events = diff(&before, &after);
     assert_eq!(events.len(), 1, "{events:?}");
-    assert!(matches!(&events[0], crate::Event::AddressAdded(a) if a.address.to_string() == "198.18.5.21"));
+    assert!(
+        matches!(&events[0], crate::Event::AddressAdded(a) if a.address.to_string() == "198.18.5.21")
+    );
 }
 
 #[test]
@@ -323,9 +341,18 @@ fn an_index_is_never_used_without_its_luid() {
     );
     assert_eq!(rejected.addresses[1].1, RowError::UnknownLuid(luid(6, 9)));
     assert_eq!(rejected.addresses[2].1, RowError::BadLuid(3));
-    assert!(matches!(rejected.addresses[3].1, RowError::BadPrefix { len: 33, .. }));
-    assert!(matches!(rejected.routes[1].1, RowError::BadPrefix { len: 40, .. }));
-    assert!(matches!(rejected.routes[2].1, RowError::FamilyMismatch { .. }));
+    assert!(matches!(
+        rejected.addresses[3].1,
+        RowError::BadPrefix { len: 33, .. }
+    ));
+    assert!(matches!(
+        rejected.routes[1].1,
+        RowError::BadPrefix { len: 40, .. }
+    ));
+    assert!(matches!(
+        rejected.routes[2].1,
+        RowError::FamilyMismatch { .. }
+    ));
 }
 
 #[test]

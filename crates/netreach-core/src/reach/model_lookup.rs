@@ -112,9 +112,7 @@ pub fn lookup_in_model(query: &RouteQuery, snapshot: &Snapshot) -> LookupAnswer 
         })
         .collect();
     candidates.sort_by_key(|r| {
-        let on_local = r
-            .interface
-            .is_some_and(|i| local_interfaces.contains(&i));
+        let on_local = r.interface.is_some_and(|i| local_interfaces.contains(&i));
         (
             table_rank(r.table),
             Reverse(r.destination.prefix_len()),
@@ -174,7 +172,11 @@ mod tests {
     }
 
     fn route(dst: &str, gw: Option<&str>, interface: u32, metric: u32) -> Route {
-        let mut r = Route::unicast(dst.parse().unwrap(), gw.map(|g| g.parse().unwrap()), interface);
+        let mut r = Route::unicast(
+            dst.parse().unwrap(),
+            gw.map(|g| g.parse().unwrap()),
+            interface,
+        );
         r.metric = metric;
         r
     }
@@ -331,11 +333,8 @@ mod tests {
     fn the_answer_does_not_depend_on_the_order_of_routes() {
         let a = route("198.19.0.0/16", Some("198.18.0.1"), 2, 5);
         let b = route("198.19.0.0/16", Some("198.18.1.1"), 3, 5);
-        let one = Snapshot::from_parts(
-            [ifc(2, "eth0"), ifc(3, "eth1")],
-            [],
-            [a.clone(), b.clone()],
-        );
+        let one =
+            Snapshot::from_parts([ifc(2, "eth0"), ifc(3, "eth1")], [], [a.clone(), b.clone()]);
         let two = Snapshot::from_parts([ifc(2, "eth0"), ifc(3, "eth1")], [], [b, a]);
         let query = q("198.19.0.1", "198.18.9.9", None);
         assert_eq!(lookup_in_model(&query, &one), lookup_in_model(&query, &two));

@@ -93,9 +93,7 @@ pub(crate) fn read_tables() -> Result<Snapshot, Error> {
 /// How a [`Windows`] backend learns of changes.
 enum Mode {
     /// IP Helper's notifications wake the driver (dropping them cancels the registrations).
-    Notified {
-        _registrations: Notifications,
-    },
+    Notified { _registrations: Notifications },
     /// The tables are read every `interval`; `next` is when the next read is due.
     Polled { interval: Duration, next: Instant },
 }

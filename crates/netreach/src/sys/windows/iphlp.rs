@@ -58,10 +58,7 @@ impl CallFailed {
 /// `table` must be a pointer a successful `Get*Table*` call returned for a table whose layout is
 /// `{ NumEntries: u32, Table: [R; 1] }` (as `MIB_IF_TABLE2`, `MIB_UNICASTIPADDRESS_TABLE` and
 /// `MIB_IPFORWARD_TABLE2` are), not yet freed.
-unsafe fn copy_rows<T, R: Copy>(
-    table: *mut T,
-    entries: impl Fn(&T) -> (u32, *const R),
-) -> Vec<R> {
+unsafe fn copy_rows<T, R: Copy>(table: *mut T, entries: impl Fn(&T) -> (u32, *const R)) -> Vec<R> {
     if table.is_null() {
         return Vec::new();
     }
@@ -82,11 +79,7 @@ pub(crate) fn interfaces() -> Result<Vec<IfRow>, CallFailed> {
     // SAFETY: `table` is a valid out-pointer; on success it holds a table we free below.
     CallFailed::check("GetIfTable2", unsafe { GetIfTable2(&mut table) })?;
     // SAFETY: a table GetIfTable2 returned, freed only here.
-    let rows = unsafe {
-        copy_rows(table, |t: &MIB_IF_TABLE2| {
-            (t.NumEntries, t.Table.as_ptr())
-        })
-    };
+    let rows = unsafe { copy_rows(table, |t: &MIB_IF_TABLE2| (t.NumEntries, t.Table.as_ptr())) };
     Ok(rows.iter().map(if_row).collect())
 }
 
@@ -179,7 +172,11 @@ pub(crate) fn luid_to_index(luid: u64) -> Result<u32, CallFailed> {
 }
 
 fn if_row(r: &MIB_IF_ROW2) -> IfRow {
-    let alias_len = r.Alias.iter().position(|c| *c == 0).unwrap_or(r.Alias.len());
+    let alias_len = r
+        .Alias
+        .iter()
+        .position(|c| *c == 0)
+        .unwrap_or(r.Alias.len());
     let mac_len = (r.PhysicalAddressLength as usize).min(r.PhysicalAddress.len());
     IfRow {
         // SAFETY: every bit pattern of the union is a valid u64.

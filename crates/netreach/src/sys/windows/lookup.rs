@@ -44,15 +44,15 @@ fn lookup_with_source(
     snap: &Snapshot,
 ) -> (LookupAnswer, LookupSource, Option<IpAddr>) {
     match iphlp::best_route(query.remote, query.local, query.interface) {
-        Ok(best) => match netreach_core::iphlp::route(&best.row, &|luid, index| {
-            owner(luid, index, snap)
-        }) {
-            Ok(route) => (Ok(route), LookupSource::System, best.source),
-            Err(e) => {
-                tracing::debug!(error = %e, "GetBestRoute2 answered a row that fails the checks; using the model's routes");
-                (lookup_in_model(query, snap), LookupSource::Model, None)
+        Ok(best) => {
+            match netreach_core::iphlp::route(&best.row, &|luid, index| owner(luid, index, snap)) {
+                Ok(route) => (Ok(route), LookupSource::System, best.source),
+                Err(e) => {
+                    tracing::debug!(error = %e, "GetBestRoute2 answered a row that fails the checks; using the model's routes");
+                    (lookup_in_model(query, snap), LookupSource::Model, None)
+                }
             }
-        },
+        }
         Err(f) if f.code == ERROR_NETWORK_UNREACHABLE || f.code == ERROR_NOT_FOUND => {
             (Err(NO_ROUTE), LookupSource::System, None)
         }

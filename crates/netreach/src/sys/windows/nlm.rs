@@ -164,8 +164,7 @@ fn read(
     cost: Option<&INetworkCostManager>,
 ) -> Result<SystemHint, NlmError> {
     // SAFETY: a live interface of this apartment; no pointers passed.
-    let connectivity =
-        unsafe { manager.GetConnectivity() }.map_err(NlmError::Connectivity)?;
+    let connectivity = unsafe { manager.GetConnectivity() }.map_err(NlmError::Connectivity)?;
     let cost = cost.and_then(|c| {
         let mut bits = 0u32;
         // SAFETY: `bits` is a live out-pointer; a null destination asks for the machine's cost.
@@ -209,7 +208,9 @@ fn run(
         match msg {
             Msg::Changed => match read(&manager, cost.as_ref()) {
                 Ok(hint) => publish(hint),
-                Err(e) => tracing::debug!(error = %crate::error::chain(&e), "reading the Network List Manager failed"),
+                Err(e) => {
+                    tracing::debug!(error = %crate::error::chain(&e), "reading the Network List Manager failed")
+                }
             },
             Msg::Stop => break,
         }
