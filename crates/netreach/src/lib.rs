@@ -71,6 +71,7 @@ pub use netreach_core as core;
 pub use netreach_core::connectivity::{
     Connectivity, ConnectivityChange, ConnectivityConfig, Level, Medium, Pattern,
 };
+pub use netreach_core::nlm::{SystemHint, SystemReach};
 pub use netreach_core::probe::{ProbeEndpoint, ProbeResult, ProbeSchedule, ProbeVerdict};
 pub use netreach_core::reach::{InterfaceRef, Reachability, Target, TargetError, TargetId};
 pub use netreach_core::{

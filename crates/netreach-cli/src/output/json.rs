@@ -20,6 +20,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 
+use netreach::SystemHint;
 use netreach::core::connectivity::{Connectivity, Primary};
 use netreach::core::reach::{LookupSource, Reachability, Reason};
 use netreach::probe::ProbeResult;
@@ -70,6 +71,9 @@ pub struct Status<'a> {
     schema_version: u32,
     #[serde(flatten)]
     state: State<'a>,
+    /// What the system itself says (Windows' Network List Manager), where it says anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system_hint: Option<SystemHint>,
 }
 
 impl<'a> Status<'a> {
@@ -79,7 +83,14 @@ impl<'a> Status<'a> {
         Status {
             schema_version: SCHEMA_VERSION,
             state: State::new(snap),
+            system_hint: None,
         }
+    }
+
+    /// With the system's own connectivity opinion (`system_hint`), when it has one.
+    pub fn with_system_hint(mut self, hint: Option<SystemHint>) -> Self {
+        self.system_hint = hint;
+        self
     }
 
     pub fn with_connectivity(mut self, c: &Connectivity) -> Self {

@@ -133,7 +133,17 @@ pub(crate) trait Backend: Send {
     fn rcvbuf(&self) -> usize {
         0
     }
+
+    /// Where the system's own connectivity opinion is kept current, where it has one (Windows'
+    /// Network List Manager).
+    fn system_hint(&self) -> Option<HintCell> {
+        None
+    }
 }
+
+/// The system's connectivity opinion, kept current by a thread of the backend's, read by the
+/// monitor's handles ([`crate::Monitor::system_hint`]).
+pub(crate) type HintCell = Arc<std::sync::Mutex<Option<netreach_core::nlm::SystemHint>>>;
 
 /// Test hook: called after each part of a dump is read, with what is dumped (`"link"`,
 /// `"address"`, `"route"`, `"rule"`) and the attempt (0 first, more when the kernel flagged an

@@ -22,7 +22,7 @@ use super::lookup;
 use super::nlm::Nlm;
 use super::wake::{Changes, Waker};
 use crate::monitor::Counters;
-use crate::sys::{Backend, BackendKind, DumpHook, Read};
+use crate::sys::{Backend, BackendKind, DumpHook, HintCell, Read};
 use crate::{Error, Netns};
 
 /// Warned once per process that notifications are unavailable and the monitor polls.
@@ -226,6 +226,10 @@ impl Backend for Windows {
 
     fn has_medium_hints(&self) -> bool {
         false
+    }
+
+    fn system_hint(&self) -> Option<HintCell> {
+        self.nlm.as_ref().map(Nlm::cell)
     }
 }
 

@@ -14,12 +14,15 @@
 //!   once; the thread ends and the monitor goes on without the hint: netreach's levels come
 //!   from the routes and never depend on it.
 //!
-//! Dropping [`Nlm`] stops and joins the thread.
+//! Dropping [`Nlm`] stops and joins the thread; a thread stuck in a COM call that never
+//! returns (seen under Wine) is left to end by itself after two seconds, with a warning,
+//! rather than hang whoever drops the monitor.
 
 use std::marker::PhantomData;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use netreach_core::nlm::SystemHint;
 use windows::Win32::Networking::NetworkListManager::{
@@ -31,6 +34,8 @@ use windows::Win32::System::Com::{
     IConnectionPoint, IConnectionPointContainer,
 };
 use windows::core::{Interface, implement};
+
+use crate::sys::HintCell;
 
 /// Why the Network List Manager gave no hint. The monitor goes on without one.
 #[derive(Debug, thiserror::Error)]
@@ -62,28 +67,46 @@ enum Msg {
 pub(crate) struct Nlm {
     tx: Sender<Msg>,
     thread: Option<JoinHandle<()>>,
-    hint: Arc<Mutex<Option<SystemHint>>>,
+    /// Told when the thread ends (its sender is dropped).
+    stopped: Receiver<()>,
+    hint: HintCell,
 }
 
+/// How long building a monitor waits for the Network List Manager's first answer.
+const FIRST_READ: Duration = Duration::from_secs(2);
+/// How long dropping the monitor waits for the thread to end.
+const STOP_WAIT: Duration = Duration::from_secs(2);
+
 impl Nlm {
-    /// Starts the thread. `None` when no thread could be started (logged).
+    /// Starts the thread, and waits (at most [`FIRST_READ`]) for its first reading, so that a
+    /// monitor built now has the hint at once. `None` when no thread could be started (logged).
     pub(crate) fn start() -> Option<Nlm> {
         let (tx, rx) = mpsc::channel();
-        let hint = Arc::new(Mutex::new(None));
+        let (first_tx, first) = mpsc::channel();
+        let (stopped_tx, stopped) = mpsc::channel::<()>();
+        let hint: HintCell = Arc::new(Mutex::new(None));
         let (sink_tx, published) = (tx.clone(), hint.clone());
         let thread = std::thread::Builder::new()
             .name("netreach-nlm".into())
             .spawn(move || {
-                if let Err(e) = run(&rx, sink_tx, &published) {
+                // Dropped when the thread ends, which wakes a Drop waiting on `stopped`.
+                let _stopped = stopped_tx;
+                let result = run(&rx, sink_tx, &published, &first_tx);
+                let _ = first_tx.send(());
+                if let Err(e) = result {
                     tracing::warn!(error = %crate::error::chain(&e), "the Network List Manager gives no hint; levels come from the routes alone");
                 }
             });
         match thread {
-            Ok(t) => Some(Nlm {
-                tx,
-                thread: Some(t),
-                hint,
-            }),
+            Ok(t) => {
+                let _ = first.recv_timeout(FIRST_READ);
+                Some(Nlm {
+                    tx,
+                    thread: Some(t),
+                    stopped,
+                    hint,
+                })
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "could not start the Network List Manager thread");
                 None
@@ -91,19 +114,35 @@ impl Nlm {
         }
     }
 
-    /// The last hint read, if any.
-    #[allow(dead_code)] // Read by tests and logs today; the faces do not show it yet.
-    pub(crate) fn hint(&self) -> Option<SystemHint> {
-        *self.hint.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Where the thread keeps the hint current.
+    pub(crate) fn cell(&self) -> HintCell {
+        self.hint.clone()
     }
 }
 
 impl Drop for Nlm {
     fn drop(&mut self) {
         let _ = self.tx.send(Msg::Stop);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let Some(t) = self.thread.take() else {
+            return;
+        };
+        // Joined once it has ended. A COM call that never returns (seen under Wine, whose
+        // services.exe can fault while activating the NLM) cannot be interrupted: after
+        // STOP_WAIT the thread is left to end by itself, with its apartment, rather than
+        // hang whoever drops the monitor.
+        let end = Instant::now() + STOP_WAIT;
+        while !t.is_finished() {
+            if Instant::now() >= end {
+                tracing::warn!(
+                    "the Network List Manager thread is stuck in a COM call; left to end by itself"
+                );
+                return;
+            }
+            let _ = self
+                .stopped
+                .recv_timeout(end.saturating_duration_since(Instant::now()));
         }
+        let _ = t.join();
     }
 }
 
@@ -179,6 +218,7 @@ fn run(
     rx: &Receiver<Msg>,
     sink_tx: Sender<Msg>,
     published: &Mutex<Option<SystemHint>>,
+    first: &Sender<()>,
 ) -> Result<(), NlmError> {
     // First, so that it is dropped last: every interface below is released before COM closes.
     let _apartment = Apartment::enter()?;
@@ -195,6 +235,7 @@ fn run(
         }
     };
     publish(read(&manager, cost.as_ref())?);
+    let _ = first.send(());
     let sink: INetworkListManagerEvents = Sink {
         tx: Mutex::new(sink_tx),
     }
