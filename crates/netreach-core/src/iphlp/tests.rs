@@ -379,3 +379,144 @@ fn every_field_at_its_extremes_translates_without_panic() {
     let (_, _, ifc) = interface(&if_row(ETH, 7, "", 6)).unwrap();
     assert_eq!(ifc.name, "if7");
 }
+
+/// The rows of `tests/fixtures/iphlp/wine-8.0-namespace.json` (see its README).
+fn wine_rows() -> (Vec<IfRow>, Vec<AddrRow>, Vec<RouteRow>) {
+    let v: serde_json::Value = serde_json::from_str(include_str!(
+        "../../tests/fixtures/iphlp/wine-8.0-namespace.json"
+    ))
+    .expect("the fixture is JSON");
+    let n = |v: &serde_json::Value| v.as_i64().expect("a number");
+    let ip = |v: &serde_json::Value| -> IpAddr { v.as_str().unwrap().parse().unwrap() };
+    let ifs = v["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let g = r["guid"].as_array().unwrap();
+            let mut d4 = [0u8; 8];
+            for (b, x) in d4.iter_mut().zip(g[3].as_array().unwrap()) {
+                *b = n(x) as u8;
+            }
+            IfRow {
+                luid: r["luid"].as_u64().unwrap(),
+                index: n(&r["index"]) as u32,
+                guid: (n(&g[0]) as u32, n(&g[1]) as u16, n(&g[2]) as u16, d4),
+                alias: r["alias"].as_str().unwrap().to_owned(),
+                if_type: n(&r["if_type"]) as u32,
+                mtu: n(&r["mtu"]) as u32,
+                mac: r["mac"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|b| n(b) as u8)
+                    .collect(),
+                oper_status: n(&r["oper_status"]) as i32,
+                admin_status: n(&r["admin_status"]) as i32,
+                media_connect_state: n(&r["media_connect_state"]) as i32,
+            }
+        })
+        .collect();
+    let addrs = v["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| AddrRow {
+            luid: r["luid"].as_u64().unwrap(),
+            index: n(&r["index"]) as u32,
+            address: ip(&r["address"]),
+            prefix_len: n(&r["prefix_len"]) as u8,
+            dad_state: n(&r["dad_state"]) as i32,
+            temporary: r["temporary"].as_bool().unwrap(),
+        })
+        .collect();
+    let routes = v["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| RouteRow {
+            luid: r["luid"].as_u64().unwrap(),
+            index: n(&r["index"]) as u32,
+            destination: ip(&r["destination"]),
+            prefix_len: n(&r["prefix_len"]) as u8,
+            next_hop: ip(&r["next_hop"]),
+            metric: n(&r["metric"]) as u32,
+            protocol: n(&r["protocol"]) as i32,
+            loopback: r["loopback"].as_bool().unwrap(),
+        })
+        .collect();
+    (ifs, addrs, routes)
+}
+
+#[test]
+fn wine_rows_of_a_namespace_translate_as_ip_shows_it() {
+    let (ifs, addrs, routes) = wine_rows();
+    let (snap, rejected) = snapshot(&ifs, &addrs, &routes);
+    assert!(
+        rejected.is_empty(),
+        "Wine's LUIDs and GUIDs pass: {rejected:?}"
+    );
+    let names: Vec<_> = snap
+        .interfaces()
+        .map(|i| (i.index, i.name.as_str(), i.kind.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (1, "lo", "loopback"),
+            (2, "w1", "ether"),
+            (3, "w0", "ether"),
+            (4, "w3", "ether"),
+            (5, "w2", "ether")
+        ]
+    );
+    let w0 = snap.interface(3).unwrap();
+    assert!(w0.is_running());
+    assert_eq!(w0.mac.as_ref().unwrap().to_string(), "42:de:61:f2:31:01");
+    // Wine's words for a link Linux has down (w3) and one without carrier (w2).
+    let w3 = snap.interface(4).unwrap();
+    assert_eq!(
+        (w3.admin_up, w3.oper_state, w3.carrier),
+        (true, OperState::Down, false)
+    );
+    let w2 = snap.interface(5).unwrap();
+    assert_eq!((w2.oper_state, w2.carrier), (OperState::Up, false));
+    assert!(!w2.is_running(), "media disconnected: no carrier");
+
+    let addresses: Vec<_> = snap
+        .addresses()
+        .map(|a| (a.interface, a.address.to_string(), a.prefix_len, a.scope))
+        .collect();
+    assert_eq!(
+        addresses,
+        [
+            (1, "127.0.0.1".to_owned(), 8, Scope::Host),
+            (1, "::1".to_owned(), 128, Scope::Host),
+            (3, "198.18.7.1".to_owned(), 24, Scope::Global),
+            (3, "2001:db8:7::1".to_owned(), 64, Scope::Global),
+        ]
+    );
+    let shown: Vec<String> = snap
+        .routes()
+        .map(|r| {
+            crate::model::RouteDisplay {
+                route: r,
+                snap: &snap,
+            }
+            .to_string()
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        ["default via 198.18.7.2 dev w0", "198.18.7.0/24 dev w0"]
+    );
+
+    // Wine's GetBestRoute2 answers ERROR_NOT_SUPPORTED: the model answers, on link.
+    let q = RouteQuery {
+        remote: "198.18.7.2".parse().unwrap(),
+        local: "198.18.7.1".parse().unwrap(),
+        interface: None,
+    };
+    let v = evaluate(&q, &lookup_in_model(&q, &snap), &snap);
+    assert_eq!(v.to_string(), "reachable dev w0 (on link)");
+}
