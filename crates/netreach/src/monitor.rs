@@ -230,6 +230,7 @@ impl Monitor {
             .store(backend.rcvbuf() as u64, Ordering::Relaxed);
         let config = MachineConfig::default().medium_hints(backend.has_medium_hints());
         let system_hint = backend.system_hint();
+        let kind = backend.kind().unwrap_or(opts.backend);
         let machine = Machine::new(snapshot, config);
         let hub = Arc::new(Hub::new(machine.snapshot().clone()));
         let thread = Driver::spawn(
@@ -246,7 +247,7 @@ impl Monitor {
                 thread: Some(thread),
                 netns: opts.netns,
                 queue: opts.queue,
-                backend: opts.backend,
+                backend: kind,
                 system_hint,
             }),
         })
@@ -307,6 +308,12 @@ impl Monitor {
     }
 
     /// How this monitor learns of changes.
+    ///
+    /// # Platform specific behavior
+    ///
+    /// On Windows, a monitor asked for [`BackendKind::Netlink`] whose notifications could not
+    /// be registered (under Wine) says [`BackendKind::Polling`] here, with the interval it polls
+    /// at.
     pub fn backend(&self) -> BackendKind {
         self.inner.backend
     }

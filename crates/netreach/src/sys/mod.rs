@@ -134,6 +134,12 @@ pub(crate) trait Backend: Send {
         0
     }
 
+    /// How it learns of changes, when that is not what was asked for (Windows falls back to
+    /// polling where notifications cannot be had).
+    fn kind(&self) -> Option<BackendKind> {
+        None
+    }
+
     /// Where the system's own connectivity opinion is kept current, where it has one (Windows'
     /// Network List Manager).
     fn system_hint(&self) -> Option<HintCell> {

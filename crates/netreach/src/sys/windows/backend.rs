@@ -228,6 +228,13 @@ impl Backend for Windows {
         false
     }
 
+    fn kind(&self) -> Option<BackendKind> {
+        match self.mode {
+            Mode::Notified { .. } => Some(BackendKind::Netlink),
+            Mode::Polled { interval, .. } => Some(BackendKind::Polling { interval }),
+        }
+    }
+
     fn system_hint(&self) -> Option<HintCell> {
         self.nlm.as_ref().map(Nlm::cell)
     }
