@@ -19,10 +19,10 @@
 //! rather than hang whoever drops the monitor.
 
 use std::marker::PhantomData;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use netreach_core::nlm::SystemHint;
 use windows::Win32::Networking::NetworkListManager::{
@@ -130,19 +130,15 @@ impl Drop for Nlm {
         // services.exe can fault while activating the NLM) cannot be interrupted: after
         // STOP_WAIT the thread is left to end by itself, with its apartment, rather than
         // hang whoever drops the monitor.
-        let end = Instant::now() + STOP_WAIT;
-        while !t.is_finished() {
-            if Instant::now() >= end {
-                tracing::warn!(
-                    "the Network List Manager thread is stuck in a COM call; left to end by itself"
-                );
-                return;
+        match self.stopped.recv_timeout(STOP_WAIT) {
+            // Nothing is sent: the channel closes as the thread ends, so the join is short.
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                let _ = t.join();
             }
-            let _ = self
-                .stopped
-                .recv_timeout(end.saturating_duration_since(Instant::now()));
+            Err(RecvTimeoutError::Timeout) => tracing::warn!(
+                "the Network List Manager thread is stuck in a COM call; left to end by itself"
+            ),
         }
-        let _ = t.join();
     }
 }
 
