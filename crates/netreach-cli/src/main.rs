@@ -150,6 +150,11 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
-    e.downcast_ref::<io::Error>()
-        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    e.downcast_ref::<io::Error>().is_some_and(|e| {
+        // Windows says a closed pipe as ERROR_NO_DATA (232, which std reads as BrokenPipe);
+        // Wine as ERROR_PIPE_NOT_CONNECTED (233), which std does not.
+        const ERROR_PIPE_NOT_CONNECTED: i32 = 233;
+        e.kind() == io::ErrorKind::BrokenPipe
+            || (cfg!(windows) && e.raw_os_error() == Some(ERROR_PIPE_NOT_CONNECTED))
+    })
 }

@@ -58,6 +58,10 @@ fn one_shot_reachable_via_gateway_and_on_link() {
         assert_eq!(v["remote"], plan.server);
         assert!(v.get("source").is_some(), "{v}");
         assert!(v.get("type").is_none(), "no type outside --watch: {v}");
+        assert_eq!(
+            v["lookup"], "system",
+            "Linux answers with RTM_GETROUTE: {v}"
+        );
 
         // Same subnet: no gateway.
         let (code, v) = reach_json(&lab, &[plan.gateway]);

@@ -37,8 +37,10 @@ pub mod decode;
 mod diff;
 mod event;
 mod flags;
+pub mod iphlp;
 pub mod machine;
 mod model;
+pub mod nlm;
 pub mod probe;
 pub mod reach;
 

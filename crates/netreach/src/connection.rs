@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use netreach_core::machine::ReachId;
-use netreach_core::reach::{InterfaceRef, Reachability, Target, TargetId};
+use netreach_core::reach::{InterfaceRef, LookupSource, Reachability, Target, TargetId};
 
 #[cfg(target_os = "linux")]
 mod oneshot;
@@ -174,7 +174,11 @@ impl ConnectionMonitor {
             let mut sock = self.socket()?;
             oneshot::source_target(&mut sock, &self.monitor.snapshot(), remote, interface)
         }
-        #[cfg(not(target_os = "linux"))]
+        #[cfg(windows)]
+        {
+            crate::sys::imp::lookup::source_target(&self.monitor.snapshot(), remote, interface)
+        }
+        #[cfg(not(any(target_os = "linux", windows)))]
         {
             let _ = (remote, interface);
             Err(Error::Unsupported {
@@ -186,12 +190,36 @@ impl ConnectionMonitor {
     /// One-shot: is `target` reachable now, and by which path? One route lookup from the
     /// caller's thread, judged by the same rules as watched targets.
     pub fn check(&self, target: &Target) -> Result<Reachability, Error> {
+        self.check_with_source(target).map(|(state, _)| state)
+    }
+
+    /// [`ConnectionMonitor::check`], and where the route came from: the system's own lookup
+    /// ([`LookupSource::System`]), or the longest-prefix match over the model's routes where the
+    /// system cannot look routes up ([`LookupSource::Model`]).
+    ///
+    /// # Platform specific behavior
+    ///
+    /// Linux always answers with `RTM_GETROUTE` (`System`). Windows answers with
+    /// `GetBestRoute2`, and where that fails or is a stub (under Wine) with the model's match
+    /// (`docs/windows.md`).
+    pub fn check_with_source(
+        &self,
+        target: &Target,
+    ) -> Result<(Reachability, LookupSource), Error> {
         #[cfg(target_os = "linux")]
         {
             let mut sock = self.socket()?;
-            oneshot::check(&mut sock, target, &self.monitor.snapshot())
+            let state = oneshot::check(&mut sock, target, &self.monitor.snapshot())?;
+            Ok((state, LookupSource::System))
         }
-        #[cfg(not(target_os = "linux"))]
+        #[cfg(windows)]
+        {
+            Ok(crate::sys::imp::lookup::check(
+                target,
+                &self.monitor.snapshot(),
+            ))
+        }
+        #[cfg(not(any(target_os = "linux", windows)))]
         {
             let _ = target;
             Err(Error::Unsupported {

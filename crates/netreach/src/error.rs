@@ -100,6 +100,16 @@ pub enum Error {
         /// Why the kernel has no route to it.
         reason: netreach_core::reach::Reason,
     },
+    /// A call of the system's network API failed (on Windows, IP Helper's `GetIfTable2`,
+    /// `GetUnicastIpAddressTable` or `GetIpForwardTable2`); the source is the system's error.
+    #[error("{call} failed")]
+    System {
+        /// The call.
+        call: &'static str,
+        /// The system's error.
+        #[source]
+        source: io::Error,
+    },
     /// The monitor's thread could not be started.
     #[error("could not start the monitor thread")]
     Thread(#[source] io::Error),

@@ -29,11 +29,16 @@
 //!
 //! # Platform specific behavior
 //!
-//! Linux: rtnetlink notifications, or polling dumps ([`BackendKind`]). Elsewhere every
+//! Linux: rtnetlink notifications, or polling dumps ([`BackendKind`]). Windows: IP Helper's
+//! tables and change notifications (polling where they are stubs, as under Wine), route lookups
+//! with `GetBestRoute2`, and the Network List Manager's hint (`docs/windows.md`). Elsewhere every
 //! constructor returns [`Error::Unsupported`]; the model, the rules and the machine in
 //! [`netreach_core`] are portable.
 
-#![forbid(unsafe_code)]
+// No `unsafe` anywhere but the Windows backend's two system-call modules (IP Helper and COM),
+// which allow it by name (`sys/windows/mod.rs`); on every other target it is forbidden.
+#![cfg_attr(not(windows), forbid(unsafe_code))]
+#![cfg_attr(windows, deny(unsafe_code))]
 #![warn(missing_docs)]
 
 mod connection;
@@ -66,6 +71,7 @@ pub use netreach_core as core;
 pub use netreach_core::connectivity::{
     Connectivity, ConnectivityChange, ConnectivityConfig, Level, Medium, Pattern,
 };
+pub use netreach_core::nlm::{SystemHint, SystemReach};
 pub use netreach_core::probe::{ProbeEndpoint, ProbeResult, ProbeSchedule, ProbeVerdict};
 pub use netreach_core::reach::{InterfaceRef, Reachability, Target, TargetError, TargetId};
 pub use netreach_core::{

@@ -17,8 +17,9 @@ use netreach_core::machine::{Machine, MachineConfig};
 use crate::driver::{Command, Driver, Shared};
 use crate::hub::{Hub, Interest, lock};
 use crate::subscription::EVERYTHING;
-use crate::sys::{BackendKind, DumpHook};
+use crate::sys::{BackendKind, DumpHook, HintCell};
 use crate::{Error, Netns, Subscription};
+use netreach_core::nlm::SystemHint;
 
 /// Receive buffer asked for at start; doubled on each overflow up to 64 MiB.
 const INITIAL_RCVBUF: usize = 1 << 20;
@@ -195,6 +196,7 @@ struct Inner {
     netns: Netns,
     queue: usize,
     backend: BackendKind,
+    system_hint: Option<HintCell>,
 }
 
 impl Monitor {
@@ -227,6 +229,8 @@ impl Monitor {
             .rcvbuf
             .store(backend.rcvbuf() as u64, Ordering::Relaxed);
         let config = MachineConfig::default().medium_hints(backend.has_medium_hints());
+        let system_hint = backend.system_hint();
+        let kind = backend.kind().unwrap_or(opts.backend);
         let machine = Machine::new(snapshot, config);
         let hub = Arc::new(Hub::new(machine.snapshot().clone()));
         let thread = Driver::spawn(
@@ -243,7 +247,8 @@ impl Monitor {
                 thread: Some(thread),
                 netns: opts.netns,
                 queue: opts.queue,
-                backend: opts.backend,
+                backend: kind,
+                system_hint,
             }),
         })
     }
@@ -286,7 +291,29 @@ impl Monitor {
         Subscription::new(&self.inner.hub, EVERYTHING, self.inner.queue)
     }
 
+    /// What the system itself says about connectivity, where it has an opinion: a hint beside
+    /// netreach's own levels, which never depend on it. `None` where the system has none, or
+    /// has not answered.
+    ///
+    /// # Platform specific behavior
+    ///
+    /// Windows: the Network List Manager (`INetworkListManager::GetConnectivity`,
+    /// `INetworkCostManager::GetCost`), read on a thread of the monitor's own and kept current
+    /// by its events (`docs/windows.md`). Elsewhere always `None`.
+    pub fn system_hint(&self) -> Option<SystemHint> {
+        let cell = self.inner.system_hint.as_ref()?;
+        *cell
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// How this monitor learns of changes.
+    ///
+    /// # Platform specific behavior
+    ///
+    /// On Windows, a monitor asked for [`BackendKind::Netlink`] whose notifications could not
+    /// be registered (under Wine) says [`BackendKind::Polling`] here, with the interval it polls
+    /// at.
     pub fn backend(&self) -> BackendKind {
         self.inner.backend
     }

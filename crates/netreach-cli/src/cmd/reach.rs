@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::net::{IpAddr, Ipv6Addr};
 use std::process::ExitCode;
 
-use netreach::core::reach::{InterfaceRef, Reachability, Target};
+use netreach::core::reach::{InterfaceRef, LookupSource, Reachability, Target};
 use netreach::{ConnectionMonitor, Family, Monitor, ReachNotification, Snapshot};
 
 use crate::cli::ReachArgs;
@@ -21,14 +21,14 @@ pub fn run(scope: &super::Scope, args: &ReachArgs) -> Outcome {
     let monitor = scope.monitor()?;
     let conn = ConnectionMonitor::new(&monitor);
     if !args.watch {
-        let (local, remote, state) = once(
+        let (local, remote, state, lookup) = once(
             &monitor,
             &conn,
             args.remote,
             args.local,
             args.interface.clone(),
         )?;
-        print_once(args, local, remote, &state)?;
+        print_once(args, local, remote, &state, lookup)?;
         return Ok(exit_code(&state));
     }
     let mut args = args.clone();
@@ -46,7 +46,7 @@ pub fn run(scope: &super::Scope, args: &ReachArgs) -> Outcome {
                 let state = Reachability::Unreachable(reason);
                 let snap = monitor.snapshot();
                 let Some(local) = fallback_local(&snap, remote, args.interface.as_deref()) else {
-                    print_once(args, None, remote, &state)?;
+                    print_once(args, None, remote, &state, None)?;
                     return Err(Failure::from(io::Error::other(format!(
                         "no {} address on this host to watch {remote} from; pass --local",
                         Family::of(&remote).as_str()
@@ -65,7 +65,8 @@ pub fn run(scope: &super::Scope, args: &ReachArgs) -> Outcome {
 }
 
 /// One answer: the source used (`None` when the kernel has no route, so no source), the
-/// remote and its reachability. Bad input (an address that makes no target, an ambiguous
+/// remote, its reachability, and where the route came from (`None` with no source: no lookup
+/// of that pair was made). Bad input (an address that makes no target, an ambiguous
 /// link-local remote) is a [`Failure`] with exit code 2. `reach` and `serve`'s `/v1/reach`
 /// both ask this.
 pub fn once(
@@ -74,7 +75,7 @@ pub fn once(
     remote: IpAddr,
     local: Option<IpAddr>,
     interface: Option<String>,
-) -> Result<(Option<IpAddr>, IpAddr, Reachability), Failure> {
+) -> Result<(Option<IpAddr>, IpAddr, Reachability, Option<LookupSource>), Failure> {
     let interface = match interface {
         Some(i) => Some(i),
         None => link_of(&monitor.snapshot(), remote, local)?,
@@ -86,13 +87,13 @@ pub fn once(
             Ok(target) => target,
             // No route now, so no source the kernel would choose.
             Err(netreach::Error::NoSource { remote, reason }) => {
-                return Ok((None, remote, Reachability::Unreachable(reason)));
+                return Ok((None, remote, Reachability::Unreachable(reason), None));
             }
             Err(e) => return Err(e.into()),
         },
     };
-    let state = conn.check(&target)?;
-    Ok((Some(target.local()), target.remote(), state))
+    let (state, lookup) = conn.check_with_source(&target)?;
+    Ok((Some(target.local()), target.remote(), state, Some(lookup)))
 }
 
 /// 0 when reachable, 1 when not.
@@ -108,13 +109,21 @@ fn print_once(
     local: Option<IpAddr>,
     remote: IpAddr,
     state: &Reachability,
+    lookup: Option<LookupSource>,
 ) -> io::Result<()> {
     let mut out = io::stdout().lock();
     if args.json {
-        serde_json::to_writer(&mut out, &json::Reach::new(local, remote, state))?;
+        let doc = json::Reach::new(local, remote, state).with_lookup(lookup);
+        serde_json::to_writer(&mut out, &doc)?;
         writeln!(out)?;
     } else {
         human::reach(&mut out, human::Style::stdout(), None, local, remote, state)?;
+        if lookup == Some(LookupSource::Model) {
+            writeln!(
+                out,
+                "(the system could not look the route up: judged from the longest-prefix match over the model's routes)"
+            )?;
+        }
     }
     out.flush()
 }

@@ -30,7 +30,9 @@ pub fn run(scope: &super::Scope, args: &ViewArgs) -> Outcome {
     });
     let mut out = io::stdout().lock();
     if args.json {
-        let mut doc = json::Status::new(&snap).with_connectivity(&conn);
+        let mut doc = json::Status::new(&snap)
+            .with_connectivity(&conn)
+            .with_system_hint(monitor.system_hint());
         if let Some(p) = &probes {
             doc = doc.with_probes(p);
         }
@@ -39,6 +41,9 @@ pub fn run(scope: &super::Scope, args: &ViewArgs) -> Outcome {
     } else {
         let style = human::Style::stdout();
         human::connectivity(&mut out, style, &conn)?;
+        if let Some(hint) = monitor.system_hint() {
+            writeln!(out, "The system says: {hint}")?;
+        }
         if let Some(p) = &probes {
             human::probes(&mut out, style, p)?;
         }

@@ -20,8 +20,9 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 
+use netreach::SystemHint;
 use netreach::core::connectivity::{Connectivity, Primary};
-use netreach::core::reach::{Reachability, Reason};
+use netreach::core::reach::{LookupSource, Reachability, Reason};
 use netreach::probe::ProbeResult;
 use netreach::{Address, AddressFlags, Event, Interface, Route, Rule, Snapshot, Verification};
 use serde::Serialize;
@@ -70,6 +71,9 @@ pub struct Status<'a> {
     schema_version: u32,
     #[serde(flatten)]
     state: State<'a>,
+    /// What the system itself says (Windows' Network List Manager), where it says anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system_hint: Option<SystemHint>,
 }
 
 impl<'a> Status<'a> {
@@ -79,7 +83,14 @@ impl<'a> Status<'a> {
         Status {
             schema_version: SCHEMA_VERSION,
             state: State::new(snap),
+            system_hint: None,
         }
+    }
+
+    /// With the system's own connectivity opinion (`system_hint`), when it has one.
+    pub fn with_system_hint(mut self, hint: Option<SystemHint>) -> Self {
+        self.system_hint = hint;
+        self
     }
 
     pub fn with_connectivity(mut self, c: &Connectivity) -> Self {
@@ -401,6 +412,9 @@ pub struct Reach {
     interface: Option<String>,
     gateway: Option<IpAddr>,
     source: Option<IpAddr>,
+    /// Where the route came from (one-shot answers only): `system` or `model`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lookup: Option<LookupSource>,
 }
 
 /// The place of a `reachability_changed` line in the monitor's stream.
@@ -432,7 +446,14 @@ impl Reach {
             },
             gateway: path.and_then(|p| p.gateway),
             source: path.and_then(|p| p.source),
+            lookup: None,
         }
+    }
+
+    /// With where the route came from (a one-shot answer): the `lookup` field.
+    pub fn with_lookup(mut self, lookup: Option<LookupSource>) -> Reach {
+        self.lookup = lookup;
+        self
     }
 
     /// As a `reachability_changed` line of `reach --watch --json`: item `seq` of the stream,

@@ -218,8 +218,8 @@ async fn reach(app: &Arc<App>, q: Option<&str>) -> Reply {
     })
     .await;
     match answer {
-        Ok(Ok((local, remote, state))) => {
-            let doc = json::Reach::new(local, remote, &state);
+        Ok(Ok((local, remote, state, lookup))) => {
+            let doc = json::Reach::new(local, remote, &state).with_lookup(lookup);
             match serde_json::to_string(&doc) {
                 Ok(s) => reply(StatusCode::OK, JSON, s + "\n"),
                 Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

@@ -20,6 +20,9 @@
 //!   [`Action`]s, takes the answers in [`ConnectionTracker::handle_lookup`], and reports
 //!   [`ReachabilityChange`]s. After a model change it looks only at the targets the change can
 //!   affect, found through indexes by interface, local address and remote prefix.
+//! - [`lookup_in_model`] and [`LookupSource`]: the longest-prefix match over the model's own
+//!   routes that a backend falls back to where the system cannot look a route up (Wine), and
+//!   the tag that says which of the two answered.
 //! - [`route_lookup_request`] and [`parse_route_lookup_answer`]: the `RTM_GETROUTE` wire
 //!   format, pure functions over bytes for the glue that owns the socket (Linux only).
 //!
@@ -99,6 +102,7 @@
 
 mod evaluate;
 mod index;
+mod model_lookup;
 mod target;
 mod tracker;
 mod verdict;
@@ -113,6 +117,7 @@ pub(crate) mod sim;
 mod tracker_tests;
 
 pub use evaluate::{Errno, LookupAnswer, evaluate, reason_for_errno};
+pub use model_lookup::{HOST_UNREACHABLE, LookupSource, NO_ROUTE, lookup_in_model};
 pub use target::{InterfaceRef, RouteQuery, Target, TargetError};
 pub use tracker::{Action, ConnectionTracker, LookupId, ReachabilityChange, TargetId};
 pub use verdict::{NamedInterface, Path, Reachability, Reason};

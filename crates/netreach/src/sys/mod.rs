@@ -8,6 +8,10 @@
 //! - `linux`: rtnetlink. [`BackendKind::Netlink`] subscribes to the kernel's notifications;
 //!   [`BackendKind::Polling`] uses the same dump code on an interval without subscribing (for
 //!   sandboxes where rtnetlink multicast is refused).
+//! - `windows`: IP Helper. [`BackendKind::Netlink`] (the system's notifications) registers
+//!   `NotifyIpInterfaceChange`, `NotifyUnicastIpAddressChange` and `NotifyRouteChange2`, whose
+//!   callbacks only wake the driver, which reads the tables again; where a registration fails
+//!   or gives no handle (Wine) it polls instead, and says so once. See `docs/windows.md`.
 //! - `unsupported` (every other system): compiles, and every constructor returns
 //!   [`crate::Error::Unsupported`].
 
@@ -26,9 +30,14 @@ pub(crate) mod linux;
 #[cfg(target_os = "linux")]
 pub(crate) use linux as imp;
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(windows)]
+pub(crate) mod windows;
+#[cfg(windows)]
+pub(crate) use windows as imp;
+
+#[cfg(not(any(target_os = "linux", windows)))]
 pub(crate) mod unsupported;
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", windows)))]
 pub(crate) use unsupported as imp;
 
 pub(crate) use imp::Waker;
@@ -37,8 +46,14 @@ pub(crate) use imp::Waker;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum BackendKind {
-    /// The kernel's change notifications (rtnetlink on Linux): every change the moment it
-    /// happens, and no work at all while nothing changes.
+    /// The kernel's change notifications (rtnetlink on Linux; IP Helper's `Notify*Change` on
+    /// Windows): every change the moment it happens, and no work at all while nothing changes.
+    ///
+    /// # Platform specific behavior
+    ///
+    /// On Windows, where a notification cannot be registered or comes back without a handle
+    /// (Wine's are stubs), the monitor polls every [`BackendKind::DEFAULT_POLL_INTERVAL`]
+    /// instead and logs that once (`tracing` warning).
     #[default]
     Netlink,
     /// A full dump every `interval`, compared with the last: for platforms and sandboxes
@@ -65,13 +80,16 @@ impl BackendKind {
 
 /// What one read gave.
 // The unsupported backend never opens, so it makes none of these.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 pub(crate) enum Read {
     /// Everything queued was read.
     Drained,
     /// `max` updates were read; more are queued.
+    // Windows' backend reads whole states: it makes neither of these two.
+    #[cfg_attr(windows, allow(dead_code))]
     More,
     /// Notifications were lost: the state must be dumped again.
+    #[cfg_attr(windows, allow(dead_code))]
     Overflow,
     /// A polling backend's new full state.
     State(Snapshot),
@@ -115,7 +133,23 @@ pub(crate) trait Backend: Send {
     fn rcvbuf(&self) -> usize {
         0
     }
+
+    /// How it learns of changes, when that is not what was asked for (Windows falls back to
+    /// polling where notifications cannot be had).
+    fn kind(&self) -> Option<BackendKind> {
+        None
+    }
+
+    /// Where the system's own connectivity opinion is kept current, where it has one (Windows'
+    /// Network List Manager).
+    fn system_hint(&self) -> Option<HintCell> {
+        None
+    }
 }
+
+/// The system's connectivity opinion, kept current by a thread of the backend's, read by the
+/// monitor's handles ([`crate::Monitor::system_hint`]).
+pub(crate) type HintCell = Arc<std::sync::Mutex<Option<netreach_core::nlm::SystemHint>>>;
 
 /// Test hook: called after each part of a dump is read, with what is dumped (`"link"`,
 /// `"address"`, `"route"`, `"rule"`) and the attempt (0 first, more when the kernel flagged an

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use netreach::core::connectivity::{self, ConnectivityConfig};
 use netreach::core::probe::{ProbePhase, ProbeReason};
-use netreach::core::reach::{NamedInterface, Path, Reachability, Reason};
+use netreach::core::reach::{LookupSource, NamedInterface, Path, Reachability, Reason};
 use netreach::probe::{ProbeResult, ProbeVerdict};
 use netreach::{Address, AddressFlags, Event, Family, Interface, InterfaceChanges, LinkKind};
 use netreach::{Notification, OperState, Route, RouteType, Rule, Scope, Snapshot, Verification};
@@ -149,6 +149,27 @@ fn status_with_every_part() {
     assert_eq!(v["verification"], Value::Null);
     let bare = serde_json::to_value(Status::new(&snap)).unwrap();
     assert!(!errors(Schema::Status, &bare).is_empty());
+
+    // Windows' Network List Manager hint, where the system gives one.
+    assert!(v.get("system_hint").is_none(), "absent without a hint: {v}");
+    let hint = netreach::SystemHint::from_raw(0x40 | 0x200, Some(0x2));
+    let v = printed(
+        Schema::Status,
+        &Status::new(&snap)
+            .with_connectivity(&conn)
+            .with_system_hint(Some(hint)),
+    );
+    assert_eq!(v["system_hint"]["ipv4"], "internet");
+    assert_eq!(v["system_hint"]["ipv6"], "local_network");
+    assert_eq!(v["system_hint"]["metered"], true);
+    let unknown_cost = netreach::SystemHint::from_raw(0, None);
+    let v = printed(
+        Schema::Status,
+        &Status::new(&snap)
+            .with_connectivity(&conn)
+            .with_system_hint(Some(unknown_cost)),
+    );
+    assert_eq!(v["system_hint"]["metered"], Value::Null);
 }
 
 #[test]
@@ -358,6 +379,12 @@ fn every_reach_reason_and_line() {
     for state in states {
         let v = printed(Schema::Reach, &Reach::new(local, remote, &state));
         assert_eq!(v["reachable"], state.path().is_some());
+        assert!(v.get("lookup").is_none(), "{v}");
+        for source in [LookupSource::System, LookupSource::Model] {
+            let doc = Reach::new(local, remote, &state).with_lookup(Some(source));
+            let v = printed(Schema::Reach, &doc);
+            assert_eq!(v["lookup"], source.as_str());
+        }
         printed(Schema::Reach, &Reach::new(None, remote, &state));
         let line = Reach::new(local, remote, &state).changed(9, 4, now, false);
         let v = printed(Schema::ReachWatch, &line);
