@@ -83,7 +83,9 @@ impl Rtnl {
     }
 
     /// Sends one request; returns its sequence number and the instant just before sending.
-    fn send(&mut self, inner: RouteNetlinkMessage, flags: u16) -> (u32, Instant) {
+    /// Without `NLM_F_ACK` in `flags` the kernel answers only if it refuses the request, so
+    /// requests can be pipelined (the issue 14 burst).
+    pub fn send(&mut self, inner: RouteNetlinkMessage, flags: u16) -> (u32, Instant) {
         self.seq += 1;
         let mut header = NetlinkHeader::default();
         header.flags = flags;
@@ -110,7 +112,7 @@ impl Rtnl {
     }
 
     /// Sends a change and waits for the kernel's acknowledgement; returns when it was sent.
-    fn change(&mut self, inner: RouteNetlinkMessage, extra: u16) -> Instant {
+    pub fn change(&mut self, inner: RouteNetlinkMessage, extra: u16) -> Instant {
         let (seq, t0) = self.send(inner, NLM_F_REQUEST | NLM_F_ACK | extra);
         loop {
             let n = self.recv();
@@ -132,7 +134,8 @@ impl Rtnl {
         }
     }
 
-    fn address(index: u32, addr: IpAddr, prefix_len: u8) -> AddressMessage {
+    /// The message that adds or removes an address (`RTM_NEWADDR` / `RTM_DELADDR`).
+    pub fn address(index: u32, addr: IpAddr, prefix_len: u8) -> AddressMessage {
         let mut m = AddressMessage::default();
         m.header.family = match addr {
             IpAddr::V4(_) => AddressFamily::Inet,

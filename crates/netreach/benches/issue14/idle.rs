@@ -1,0 +1,199 @@
+//! Idle stays idle: processes watching a quiet namespace for a window of N seconds, their
+//! wake-ups counted from `/proc/PID/task/*/status` (`voluntary_ctxt_switches`, summed over
+//! every thread: a thread that wakes and goes back to sleep adds one), and their resident
+//! memory (`VmRSS`) and peak (`VmHWM`) at the end of the window.
+//!
+//! Watched side by side, in one namespace, at the same time (idle processes do not compete):
+//! - `netreach --netns NS watch --json`, the release binary, as an operator runs it;
+//! - this benchmark's own binary run again as a child ([`child`]): a library [`Monitor`] with
+//!   a [`StatusMonitor`] and a [`ConnectionMonitor`] (10 targets) attached, probing off, and a
+//!   reader blocked on each of its three subscriptions, as an application would have them;
+//! - `ip monitor all`, the peer: a process that only waits for the kernel.
+//!
+//! The namespace is `live`'s quiet one (a veth pair, IPv6 without link-local addresses or
+//! DAD) with a default route. The window starts once every thread of every process sleeps.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use netreach::core::connectivity::ConnectivityConfig;
+use netreach::{ConnectionMonitor, Monitor, Netns, StatusMonitor};
+
+use crate::common::Ns;
+use crate::observers::IFACE;
+use crate::stats::{Table, kib};
+use crate::{Config, latency, procfs};
+
+/// The environment variable that makes this binary the library child, naming the namespace.
+pub const CHILD_NS: &str = "NETREACH_BENCH_IDLE_NS";
+const TARGETS: u8 = 10;
+
+/// One watched process and a thread counting the lines it prints.
+struct Subject {
+    name: &'static str,
+    child: Child,
+    lines: Arc<AtomicUsize>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Subject {
+    /// Starts `cmd` and waits for its first line (its `ready`), if `ready` says it prints one.
+    fn start(name: &'static str, mut cmd: Command, ready: bool) -> Subject {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        if ready {
+            let mut first = String::new();
+            out.read_line(&mut first).expect("first line");
+            assert!(!first.is_empty(), "{name} exited before it was ready");
+        }
+        let lines = Arc::new(AtomicUsize::new(0));
+        let reader = Some(count_lines(out, lines.clone()));
+        Subject {
+            name,
+            child,
+            lines,
+            reader,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Subject {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+fn count_lines(out: BufReader<ChildStdout>, lines: Arc<AtomicUsize>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        for _ in out.lines().map_while(Result::ok) {
+            lines.fetch_add(1, Ordering::Relaxed);
+        }
+    })
+}
+
+/// The library child: every part attached, a reader blocked on each subscription; prints
+/// `ready`, then waits for its standard input to close.
+pub fn child(ns: &str) {
+    let monitor = Monitor::in_netns(Netns::named(ns).expect("name")).expect("monitor");
+    let status = StatusMonitor::new(&monitor, ConnectivityConfig::default());
+    let conns = ConnectionMonitor::new(&monitor);
+    let watches: Vec<_> = (1..=TARGETS)
+        .map(|n| {
+            let remote = IpAddr::V4(Ipv4Addr::new(198, 19, 200, n));
+            conns
+                .watch_pair(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)), remote, None)
+                .expect("target")
+        })
+        .collect();
+    for w in &watches {
+        assert!(
+            w.wait_first(Duration::from_secs(10)).is_some(),
+            "a first report"
+        );
+    }
+    let mut stream = monitor.stream();
+    let mut statuses = status.subscribe();
+    let mut reaches = conns.subscribe();
+    let readers = [
+        std::thread::spawn(move || while stream.recv().is_some() {}),
+        std::thread::spawn(move || while statuses.recv().is_some() {}),
+        std::thread::spawn(move || while reaches.recv().is_some() {}),
+    ];
+    println!("ready");
+    std::io::stdout().flush().expect("flush");
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    drop(watches);
+    drop(conns);
+    drop(status);
+    drop(monitor);
+    for r in readers {
+        let _ = r.join();
+    }
+}
+
+/// The scenario; prints its table.
+pub fn run(cfg: &Config) {
+    let ns = Ns::new("idle");
+    latency::prepare(&ns);
+    ns.ip(&format!("route add default via 198.18.0.2 dev {IFACE}"));
+    let mut watch = Command::new(crate::netreach_bin());
+    watch.args(["--netns", &ns.name, "watch", "--json"]);
+    let mut lib = Command::new(std::env::current_exe().expect("own executable"));
+    lib.env(CHILD_NS, &ns.name);
+    let mut ip = Command::new("ip");
+    ip.args(["-n", &ns.name, "monitor", "all"]);
+    let subjects = [
+        Subject::start("netreach watch --json (release binary)", watch, true),
+        Subject::start(
+            "library: Monitor + StatusMonitor + ConnectionMonitor",
+            lib,
+            true,
+        ),
+        Subject::start("ip monitor all", ip, false),
+    ];
+    // Let start-up finish: every thread of every process asleep, for a second on end.
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(1) {
+        assert!(Instant::now() < end, "the processes never went to sleep");
+        if !subjects.iter().all(|s| procfs::asleep(s.pid())) {
+            quiet_since = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let before: Vec<(u64, usize)> = subjects.iter().map(|s| procfs::wakeups(s.pid())).collect();
+    let lines: Vec<usize> = subjects
+        .iter()
+        .map(|s| s.lines.load(Ordering::Relaxed))
+        .collect();
+    eprintln!("idle: watching for {} s", cfg.idle_secs);
+    // The window itself is the measurement.
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(cfg.idle_secs));
+    let secs = t0.elapsed().as_secs_f64();
+    let mut t = Table::new(&[
+        "process",
+        "threads",
+        "wake-ups in the window",
+        "per minute",
+        "lines printed",
+        "VmRSS",
+        "VmHWM",
+    ]);
+    for ((s, (w0, threads)), l0) in subjects.iter().zip(before).zip(lines) {
+        let (w1, _) = procfs::wakeups(s.pid());
+        let (rss, hwm) = procfs::memory(s.pid());
+        let woke = w1.saturating_sub(w0);
+        t.row(vec![
+            s.name.into(),
+            threads.to_string(),
+            woke.to_string(),
+            format!("{:.1}", woke as f64 * 60.0 / secs),
+            (s.lines.load(Ordering::Relaxed) - l0).to_string(),
+            kib(rss),
+            kib(hwm),
+        ]);
+    }
+    println!(
+        "## Idle: a quiet namespace watched for {secs:.0} s\n\n{}",
+        t.render()
+    );
+}
