@@ -25,6 +25,7 @@ use netreach::core::connectivity::ConnectivityConfig;
 use netreach::{ConnectionMonitor, Monitor, Netns, StatusMonitor};
 
 use crate::common::Ns;
+use crate::nl::Rtnl;
 use crate::observers::IFACE;
 use crate::stats::{Table, kib};
 use crate::{Config, latency, procfs};
@@ -169,25 +170,52 @@ pub fn run(cfg: &Config) {
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(cfg.idle_secs));
     let secs = t0.elapsed().as_secs_f64();
+    let after: Vec<(u64, usize)> = subjects.iter().map(|s| procfs::wakeups(s.pid())).collect();
+    let lines_after: Vec<usize> = subjects
+        .iter()
+        .map(|s| s.lines.load(Ordering::Relaxed))
+        .collect();
+    let memory: Vec<_> = subjects.iter().map(|s| procfs::memory(s.pid())).collect();
+    // The counting works: one change wakes every process. An address added to `va`, awaited
+    // as `watch`'s line, then every thread asleep again.
+    let mut rtnl = Rtnl::open_in(&ns.name);
+    let index = ns.ip_json(&format!("link show dev {IFACE}"))[0]["ifindex"]
+        .as_u64()
+        .expect("ifindex") as u32;
+    rtnl.add_address(index, IpAddr::V4(Ipv4Addr::new(198, 18, 0, 77)), 32);
+    let end = Instant::now() + Duration::from_secs(5);
+    while subjects[0].lines.load(Ordering::Relaxed) == lines_after[0] && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    while !subjects.iter().all(|s| procfs::asleep(s.pid())) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let changed: Vec<u64> = subjects
+        .iter()
+        .map(|s| procfs::wakeups(s.pid()).0)
+        .collect();
     let mut t = Table::new(&[
         "process",
         "threads",
         "wake-ups in the window",
         "per minute",
         "lines printed",
+        "wake-ups for one address added",
         "VmRSS",
         "VmHWM",
     ]);
-    for ((s, (w0, threads)), l0) in subjects.iter().zip(before).zip(lines) {
-        let (w1, _) = procfs::wakeups(s.pid());
-        let (rss, hwm) = procfs::memory(s.pid());
+    for (i, s) in subjects.iter().enumerate() {
+        let ((w0, threads), (w1, _)) = (before[i], after[i]);
+        let (rss, hwm) = memory[i];
         let woke = w1.saturating_sub(w0);
         t.row(vec![
             s.name.into(),
             threads.to_string(),
             woke.to_string(),
             format!("{:.1}", woke as f64 * 60.0 / secs),
-            (s.lines.load(Ordering::Relaxed) - l0).to_string(),
+            (lines_after[i] - lines[i]).to_string(),
+            changed[i].saturating_sub(w1).to_string(),
             kib(rss),
             kib(hwm),
         ]);
