@@ -198,7 +198,7 @@ fn targets(n: usize) {
         "held",
         "growth",
         "per target",
-        "peak while adding",
+        "peak while adding, above 10 targets",
     ]);
     t.row(vec![
         "0".into(),
