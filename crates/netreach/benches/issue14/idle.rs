@@ -4,17 +4,21 @@
 //! memory (`VmRSS`) and peak (`VmHWM`) at the end of the window.
 //!
 //! Watched side by side, in one namespace, at the same time (idle processes do not compete):
-//! - `netreach --netns NS watch --json`, the release binary, as an operator runs it;
+//! - `netreach --netns NS watch --json`, the release binary, as an operator runs it, and again
+//!   with `--probe` (its HTTP probe answered, so the schedule's next probe is due in 5 min);
 //! - this benchmark's own binary run again as a child ([`child`]): a library [`Monitor`] with
-//!   a [`StatusMonitor`] and a [`ConnectionMonitor`] (10 targets) attached, probing off, and a
-//!   reader blocked on each of its three subscriptions, as an application would have them;
+//!   a [`StatusMonitor`] and a [`ConnectionMonitor`] (10 targets) attached, and a reader
+//!   blocked on each of its three subscriptions, as an application would have them; probing
+//!   off, and again with the probe schedule attached (`StatusMonitor::with_probe`, answered);
 //! - `ip monitor all`, the peer: a process that only waits for the kernel.
 //!
-//! The namespace is `live`'s quiet one (a veth pair, IPv6 without link-local addresses or
-//! DAD) with a default route. The window starts once every thread of every process sleeps.
+//! The namespace is quiet (IPv6 without link-local addresses or DAD): a veth `va`
+//! (198.18.0.1/24) to a server namespace holding the gateway 198.18.0.2, the default route's
+//! next hop, where a small HTTP server answers every probe `204 No Content`. The window starts
+//! once each probing process has its first verdict and every thread of every process sleeps.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,17 +26,26 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use netreach::core::connectivity::ConnectivityConfig;
-use netreach::{ConnectionMonitor, Monitor, Netns, StatusMonitor};
+use netreach::probe::ProbeEndpoint;
+use netreach::{ConnectionMonitor, Monitor, Netns, ProbeConfig, StatusMonitor};
 
 use crate::common::Ns;
+use crate::common::lab::sysctl;
 use crate::nl::Rtnl;
 use crate::observers::IFACE;
 use crate::stats::{Table, kib};
-use crate::{Config, latency, procfs};
+use crate::{Config, procfs};
 
 /// The environment variable that makes this binary the library child, naming the namespace.
 pub const CHILD_NS: &str = "NETREACH_BENCH_IDLE_NS";
+/// With it, the child probes this URL.
+const CHILD_PROBE: &str = "NETREACH_BENCH_IDLE_PROBE";
 const TARGETS: u8 = 10;
+/// The probe endpoint, in the server namespace.
+const ENDPOINT: &str = "http://198.18.0.2/generate_204";
+const NO_CONTENT: &[u8] = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n";
+/// The server answers at most this many probes, then ends (a probe every 5 min once full).
+const MAX_PROBES: usize = 100;
 
 /// One watched process and a thread counting the lines it prints.
 struct Subject {
@@ -43,8 +56,9 @@ struct Subject {
 }
 
 impl Subject {
-    /// Starts `cmd` and waits for its first line (its `ready`), if `ready` says it prints one.
-    fn start(name: &'static str, mut cmd: Command, ready: bool) -> Subject {
+    /// Starts `cmd` and waits for its first `ready` lines, the last of which must contain
+    /// `last` (the probe's verdict).
+    fn start(name: &'static str, mut cmd: Command, ready: usize, last: &str) -> Subject {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -52,11 +66,13 @@ impl Subject {
             .spawn()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
         let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-        if ready {
-            let mut first = String::new();
-            out.read_line(&mut first).expect("first line");
-            assert!(!first.is_empty(), "{name} exited before it was ready");
+        let mut line = String::new();
+        for _ in 0..ready {
+            line.clear();
+            out.read_line(&mut line).expect("first line");
+            assert!(!line.is_empty(), "{name} exited before it was ready");
         }
+        assert!(line.contains(last), "{name}: {line:?} without {last:?}");
         let lines = Arc::new(AtomicUsize::new(0));
         let reader = Some(count_lines(out, lines.clone()));
         Subject {
@@ -94,7 +110,18 @@ fn count_lines(out: BufReader<ChildStdout>, lines: Arc<AtomicUsize>) -> JoinHand
 /// `ready`, then waits for its standard input to close.
 pub fn child(ns: &str) {
     let monitor = Monitor::in_netns(Netns::named(ns).expect("name")).expect("monitor");
-    let status = StatusMonitor::new(&monitor, ConnectivityConfig::default());
+    let status = match std::env::var(CHILD_PROBE) {
+        Ok(url) => {
+            let endpoint = ProbeEndpoint::no_content(url.parse().expect("probe URL"));
+            let probe = ProbeConfig::new(endpoint).timeout(Duration::from_secs(2));
+            let status = StatusMonitor::with_probe(&monitor, ConnectivityConfig::default(), probe);
+            status
+                .wait_verified(Some(Duration::from_secs(20)))
+                .expect("the probe verifies full access");
+            status
+        }
+        Err(_) => StatusMonitor::new(&monitor, ConnectivityConfig::default()),
+    };
     let conns = ConnectionMonitor::new(&monitor);
     let watches: Vec<_> = (1..=TARGETS)
         .map(|n| {
@@ -130,25 +157,73 @@ pub fn child(ns: &str) {
     }
 }
 
+/// The quiet namespace and its server namespace (see the module's doc).
+fn lab() -> (Ns, Ns) {
+    let ns = Ns::new("idle");
+    let srv = Ns::new("idlesrv");
+    for n in [&ns, &srv] {
+        for scope in ["all", "default"] {
+            sysctl(n, &format!("net.ipv6.conf.{scope}.addr_gen_mode=1"));
+            sysctl(n, &format!("net.ipv6.conf.{scope}.accept_dad=0"));
+        }
+    }
+    ns.veth_to(IFACE, &srv, "vs");
+    srv.ip("link set vs up");
+    srv.ip("addr add 198.18.0.2/24 dev vs");
+    ns.ip(&format!("link set {IFACE} up"));
+    ns.ip(&format!("addr add 198.18.0.1/24 dev {IFACE}"));
+    ns.ip(&format!("route add default via 198.18.0.2 dev {IFACE}"));
+    (ns, srv)
+}
+
+/// The probe endpoint in `srv`: answers up to [`MAX_PROBES`] connections `204`, then ends.
+fn serve(srv: &Ns) -> JoinHandle<()> {
+    let listener = srv.run(|| TcpListener::bind("198.18.0.2:80").expect("bind the endpoint"));
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(MAX_PROBES) {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut request = [0u8; 2048];
+            let _ = conn.read(&mut request);
+            let _ = conn.write_all(NO_CONTENT);
+        }
+    })
+}
+
 /// The scenario; prints its table.
 pub fn run(cfg: &Config) {
-    let ns = Ns::new("idle");
-    latency::prepare(&ns);
-    ns.ip(&format!("route add default via 198.18.0.2 dev {IFACE}"));
+    let (ns, srv) = lab();
+    let _server = serve(&srv);
     let mut watch = Command::new(crate::netreach_bin());
     watch.args(["--netns", &ns.name, "watch", "--json"]);
-    let mut lib = Command::new(std::env::current_exe().expect("own executable"));
+    let mut watch_probe = Command::new(crate::netreach_bin());
+    watch_probe.args([
+        "--netns", &ns.name, "watch", "--json", "--probe", "--url", ENDPOINT,
+    ]);
+    let exe = std::env::current_exe().expect("own executable");
+    let mut lib = Command::new(&exe);
     lib.env(CHILD_NS, &ns.name);
+    let mut lib_probe = Command::new(&exe);
+    lib_probe.env(CHILD_NS, &ns.name).env(CHILD_PROBE, ENDPOINT);
     let mut ip = Command::new("ip");
     ip.args(["-n", &ns.name, "monitor", "all"]);
     let subjects = [
-        Subject::start("netreach watch --json (release binary)", watch, true),
+        Subject::start("netreach watch --json (release binary)", watch, 1, ""),
+        // `ready`, then the probe's verdict.
+        Subject::start("netreach watch --json --probe", watch_probe, 2, "\"full\""),
         Subject::start(
             "library: Monitor + StatusMonitor + ConnectionMonitor",
             lib,
-            true,
+            1,
+            "",
         ),
-        Subject::start("ip monitor all", ip, false),
+        Subject::start(
+            "library: the same, StatusMonitor::with_probe",
+            lib_probe,
+            1,
+            "",
+        ),
+        Subject::start("ip monitor all", ip, 0, ""),
     ];
     // Let start-up finish: every thread of every process asleep, for a second on end.
     let end = Instant::now() + Duration::from_secs(20);
