@@ -1,7 +1,7 @@
-//! A burst: 20,000 IPv4 /32 addresses added to one interface, then the first 10,000 of them
-//! removed, sent in process as pipelined requests (no acknowledgement asked but for the last of
-//! each half, so the sender never waits for the kernel between requests). The clock starts just
-//! before the first request and stops:
+//! A burst: 20,000 IPv4 /32 addresses added (spread over 100 interfaces), then the first 10,000
+//! of them removed, sent in process as pipelined requests (no acknowledgement asked but for the
+//! last of each half, so the sender never waits for the kernel between requests). The clock
+//! starts just before the first request and stops:
 //!
 //! - for netreach, when a [`Subscription`]'s view (the state after the batch of the item it
 //!   read last) holds exactly the addresses the kernel holds at the end, and again when the

@@ -8,7 +8,8 @@
 //!   requests: until a subscriber's view equals the kernel's, next to `ip monitor address`
 //!   printing them all;
 //! - `idle`: `netreach watch --json` (the release binary) and a library monitor with every
-//!   part attached, in a quiet namespace: wake-ups per minute, resident memory;
+//!   part attached, each without and with the probe schedule, in a quiet namespace: wake-ups
+//!   per minute, resident memory;
 //! - `status`: `netreach status --json` as a whole process next to `ip -j addr show` plus
 //!   `ip -j route show table all`, at 10 and 10,000 interfaces.
 //!
