@@ -197,21 +197,31 @@ impl Rtnl {
         requests
     }
 
-    /// Dumps into a fresh snapshot, as netreach's `NlSocket::dump_all` does.
+    /// Dumps into a fresh snapshot, as netreach's `NlSocket::dump_all` does: the parts
+    /// gathered, then built whole (`Snapshot::from_parts`: full map nodes, no second copy).
     pub fn dump(&mut self, what: Dump) -> Snapshot {
-        let mut snap = Snapshot::new();
+        let (mut links, mut addresses, mut routes, mut rules, mut other) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for request in Rtnl::requests(what) {
             // Redo a dump the kernel marks as interrupted, as netreach does.
             loop {
                 let mut updates = Vec::new();
                 if self.dump_one(request.clone(), &mut updates) {
-                    updates.into_iter().for_each(|u| snap.load(u));
+                    for u in updates {
+                        match u {
+                            Update::NewLink(i) => links.push(i),
+                            Update::NewAddress(a) => addresses.push(a),
+                            Update::NewRoute { route, .. } => routes.push(route),
+                            Update::NewRule(r) => rules.push(r),
+                            u => other.push(u),
+                        }
+                    }
                     break;
                 }
             }
         }
-        // As `dump_all` does: a sorted dump leaves the maps' nodes half full.
-        snap.compact();
+        let mut snap = Snapshot::from_parts(links, addresses, routes).with_rules(rules);
+        other.into_iter().for_each(|u| snap.load(u));
         snap
     }
 
