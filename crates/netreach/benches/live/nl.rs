@@ -83,7 +83,9 @@ impl Rtnl {
     }
 
     /// Sends one request; returns its sequence number and the instant just before sending.
-    fn send(&mut self, inner: RouteNetlinkMessage, flags: u16) -> (u32, Instant) {
+    /// Without `NLM_F_ACK` in `flags` the kernel answers only if it refuses the request, so
+    /// requests can be pipelined (the issue 14 burst).
+    pub fn send(&mut self, inner: RouteNetlinkMessage, flags: u16) -> (u32, Instant) {
         self.seq += 1;
         let mut header = NetlinkHeader::default();
         header.flags = flags;
@@ -110,7 +112,7 @@ impl Rtnl {
     }
 
     /// Sends a change and waits for the kernel's acknowledgement; returns when it was sent.
-    fn change(&mut self, inner: RouteNetlinkMessage, extra: u16) -> Instant {
+    pub fn change(&mut self, inner: RouteNetlinkMessage, extra: u16) -> Instant {
         let (seq, t0) = self.send(inner, NLM_F_REQUEST | NLM_F_ACK | extra);
         loop {
             let n = self.recv();
@@ -132,7 +134,8 @@ impl Rtnl {
         }
     }
 
-    fn address(index: u32, addr: IpAddr, prefix_len: u8) -> AddressMessage {
+    /// The message that adds or removes an address (`RTM_NEWADDR` / `RTM_DELADDR`).
+    pub fn address(index: u32, addr: IpAddr, prefix_len: u8) -> AddressMessage {
         let mut m = AddressMessage::default();
         m.header.family = match addr {
             IpAddr::V4(_) => AddressFamily::Inet,
@@ -194,19 +197,31 @@ impl Rtnl {
         requests
     }
 
-    /// Dumps into a fresh snapshot, as netreach's `NlSocket::dump_all` does.
+    /// Dumps into a fresh snapshot, as netreach's `NlSocket::dump_all` does: the parts
+    /// gathered, then built whole (`Snapshot::from_parts`: full map nodes, no second copy).
     pub fn dump(&mut self, what: Dump) -> Snapshot {
-        let mut snap = Snapshot::new();
+        let (mut links, mut addresses, mut routes, mut rules, mut other) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for request in Rtnl::requests(what) {
             // Redo a dump the kernel marks as interrupted, as netreach does.
             loop {
                 let mut updates = Vec::new();
                 if self.dump_one(request.clone(), &mut updates) {
-                    updates.into_iter().for_each(|u| snap.load(u));
+                    for u in updates {
+                        match u {
+                            Update::NewLink(i) => links.push(i),
+                            Update::NewAddress(a) => addresses.push(a),
+                            Update::NewRoute { route, .. } => routes.push(route),
+                            Update::NewRule(r) => rules.push(r),
+                            u => other.push(u),
+                        }
+                    }
                     break;
                 }
             }
         }
+        let mut snap = Snapshot::from_parts(links, addresses, routes).with_rules(rules);
+        other.into_iter().for_each(|u| snap.load(u));
         snap
     }
 
