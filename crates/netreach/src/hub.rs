@@ -129,6 +129,9 @@ pub(crate) struct Slot {
     pub(crate) queue: Mutex<Queue>,
     ready: Condvar,
     interest: Interest,
+    /// The batch whose state the subscriber's `Ready` snapshot is: model items of it published
+    /// after the subscription are already in that snapshot and are not queued.
+    subscribed: u64,
 }
 
 #[derive(Debug)]
@@ -185,7 +188,13 @@ impl Hub {
     /// gets its items.
     pub(crate) fn publish(&self, batch: Batch) {
         let mut st = lock(&self.state);
-        st.batch += 1;
+        // The driver hands one state over in slices (and the derived changes that follow it,
+        // with the same state): they are one batch. Every item carries the state after the
+        // whole batch, so a subscriber that read one item of it has a view that includes all
+        // of them: the rest must reach it (see `Queue::push`), never be merged away.
+        if !Arc::ptr_eq(&batch.snapshot, &st.snapshot) {
+            st.batch += 1;
+        }
         let id = st.batch;
         for (tag, n) in &batch.items {
             st.note(*tag, n);
@@ -211,7 +220,7 @@ impl Hub {
             let mut pushed = false;
             for (item, last) in items.iter_mut().zip(&last) {
                 let Some((tag, n)) = item else { continue };
-                if !slot.interest.wants(*tag) {
+                if !slot.interest.wants(*tag) || (*tag == Tag::Model && id == slot.subscribed) {
                     continue;
                 }
                 let notification = if *last == Some(k) {
@@ -305,6 +314,7 @@ impl Hub {
             }),
             ready: Condvar::new(),
             interest,
+            subscribed: st.batch,
         });
         let id = st.next_id;
         st.next_id += 1;
@@ -366,6 +376,13 @@ impl HubState {
 impl Queue {
     fn push(&mut self, item: Item) {
         let counts = |n: &Notification| u64::from(!matches!(n, Notification::Resynced { .. }));
+        if item.batch == self.reading {
+            // The rest of the batch being read: its state is already the reader's view, so a
+            // merge would not bring it back. Kept whole, beyond the capacity if need be (by at
+            // most one batch: the outputs of one state of the machine).
+            self.items.push_back(item);
+            return;
+        }
         if self.missed > 0 {
             // Already behind: the merge on the next read covers this one too.
             self.missed += counts(&item.notification);

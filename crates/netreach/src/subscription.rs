@@ -215,7 +215,8 @@ impl Reader {
         let missed = std::mem::take(&mut q.missed);
         let resynced = std::mem::take(&mut q.missed_resync);
         if let Some(item) = q.pop() {
-            // Cannot happen (a lagging queue takes nothing), but an item is never lost.
+            // The rest of the batch being read came in meanwhile (a lagging queue still takes
+            // it, see `Queue::push`): it goes first, the merge after it.
             q.missed = missed;
             q.missed_resync = resynced;
             return Got::Item(item);
@@ -537,6 +538,17 @@ mod tests {
         }
 
         fn publish(&mut self, updates: Vec<Update>) {
+            self.publish_sliced(updates, usize::MAX, |_| {});
+        }
+
+        /// Applies `updates` as one state and hands its changes over in slices of `slice`, as
+        /// the driver does, calling `between` after each slice.
+        fn publish_sliced(
+            &mut self,
+            updates: Vec<Update>,
+            slice: usize,
+            mut between: impl FnMut(&Feed),
+        ) {
             let mut events = Vec::new();
             for u in updates {
                 Arc::make_mut(&mut self.snap).apply_into(u, &mut events);
@@ -553,12 +565,18 @@ mod tests {
                     };
                     (Tag::Model, n)
                 })
-                .collect();
-            self.hub.publish(Batch {
-                snapshot: self.snap.clone(),
-                seq: self.seq,
-                items,
-            });
+                .collect::<Vec<_>>();
+            let mut rest = items.as_slice();
+            while !rest.is_empty() {
+                let (now, later) = rest.split_at(slice.min(rest.len()));
+                rest = later;
+                self.hub.publish(Batch {
+                    snapshot: self.snap.clone(),
+                    seq: now.last().map_or(self.seq, |(_, n)| n.seq().unwrap_or(0)),
+                    items: now.to_vec(),
+                });
+                between(self);
+            }
         }
 
         fn subscribe(&self, capacity: usize) -> Subscription {
@@ -590,6 +608,56 @@ mod tests {
             }
         }
         lagged
+    }
+
+    /// One state handed over in slices is one batch: a reader that lags in the middle of it
+    /// still gets the rest of it (its view already holds the rest), and a subscription made
+    /// between two slices gets none of its changes (its first snapshot holds them all).
+    #[test]
+    fn a_state_published_in_slices_replays_for_every_reader() {
+        let mut feed = Feed::new();
+        let mut early = feed.subscribe(4);
+        let mut early_replay = None;
+        drain(&mut early, &mut early_replay);
+        let mut late = None;
+        let updates: Vec<Update> = (1..=20).map(|i| link(i, 1500)).collect();
+        let mut slices = 0;
+        feed.publish_sliced(updates, 4, |f| {
+            slices += 1;
+            if slices == 1 {
+                // The early reader starts on the state: its view is now the whole state.
+                match early.try_recv().unwrap() {
+                    Some(Notification::Change { event, .. }) => {
+                        early_replay.as_mut().unwrap().apply(event.to_update());
+                    }
+                    other => panic!("a change first: {other:?}"),
+                }
+            }
+            if slices == 2 {
+                late = Some(f.subscribe(64));
+            }
+        });
+        // The early reader's queue is full: later states are merged for it.
+        for round in 0..10 {
+            feed.publish(vec![link(round % 5 + 1, 9000 + round)]);
+        }
+        assert!(
+            drain(&mut early, &mut early_replay),
+            "the early reader lagged"
+        );
+        assert_eq!(
+            early_replay.as_ref(),
+            Some(&*feed.snap),
+            "the lagging reader"
+        );
+        let mut late = late.unwrap();
+        let mut late_replay = None;
+        drain(&mut late, &mut late_replay);
+        assert_eq!(
+            late_replay.as_ref(),
+            Some(&*feed.snap),
+            "the reader made between slices"
+        );
     }
 
     #[test]
