@@ -37,6 +37,20 @@ fn eth0_down(sim: &Sim) -> Update {
     Update::NewLink(eth)
 }
 
+/// What the kernel does without a word when eth0 goes down: its main-table routes go.
+fn flush_eth0(sim: &mut Sim) {
+    sim.silently(|k| {
+        let gone: Vec<_> = k
+            .routes()
+            .filter(|r| r.uses_interface(ETH0) && r.table == 254)
+            .cloned()
+            .collect();
+        for r in gone {
+            k.apply(Update::DelRoute(r));
+        }
+    });
+}
+
 /// Every sequence number once, increasing by one; every derived output names a model change
 /// at or before it.
 fn assert_ordered(stream: &[Output]) {
@@ -101,16 +115,7 @@ fn a_link_going_down_is_judged_once_after_its_silent_route_flush() {
 
     let from = sim.stream.len();
     // The kernel flushes the routes through eth0 without a word.
-    sim.silently(|k| {
-        let gone: Vec<_> = k
-            .routes()
-            .filter(|r| r.uses_interface(ETH0) && r.table == 254)
-            .cloned()
-            .collect();
-        for r in gone {
-            k.apply(Update::DelRoute(r));
-        }
-    });
+    flush_eth0(&mut sim);
     let down = eth0_down(&sim);
     sim.notify(vec![down]);
     let out = sim.since(from).to_vec();
@@ -182,16 +187,7 @@ fn the_verdicts_of_many_targets_come_a_slice_at_a_time() {
     }
     sim.run();
     assert_eq!(reach_news(&sim.stream).len(), 1000);
-    sim.silently(|k| {
-        let gone: Vec<_> = k
-            .routes()
-            .filter(|r| r.uses_interface(ETH0) && r.table == 254)
-            .cloned()
-            .collect();
-        for r in gone {
-            k.apply(Update::DelRoute(r));
-        }
-    });
+    flush_eth0(&mut sim);
     let down = eth0_down(&sim);
     let now = sim.now;
     let (machine, kernel) = (&mut sim.machine, &sim.kernel);

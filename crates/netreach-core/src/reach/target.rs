@@ -126,6 +126,39 @@ impl RouteQuery {
     pub fn family(&self) -> Family {
         Family::of(&self.remote)
     }
+
+    /// The query that asks the system which source it would use for `remote` (out of
+    /// `interface`, if given): the remote checked as [`Target::check_remote`] does, the
+    /// interface resolved in `snapshot`, the local address unspecified.
+    pub fn for_source(
+        remote: IpAddr,
+        interface: Option<&InterfaceRef>,
+        snapshot: &Snapshot,
+    ) -> Result<RouteQuery, TargetError> {
+        let remote = Target::check_remote(remote, snapshot)?;
+        let interface = match interface {
+            None => None,
+            Some(r) => {
+                let found = match r {
+                    InterfaceRef::Index(i) => snapshot.interface(*i),
+                    InterfaceRef::Name(n) => snapshot.interface_by_name(n),
+                };
+                let ifc = found.ok_or_else(|| TargetError::UnknownInterface {
+                    interface: r.clone(),
+                })?;
+                Some(ifc.index)
+            }
+        };
+        let local = match remote {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        };
+        Ok(RouteQuery {
+            remote,
+            local,
+            interface,
+        })
+    }
 }
 
 impl fmt::Display for RouteQuery {

@@ -2,10 +2,10 @@
 //! address the kernel would choose for a remote (`ip route get REMOTE`), and one target's
 //! reachability now. The watched targets' lookups run on the monitor's thread instead.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use netreach_core::reach::{
-    InterfaceRef, LookupAnswer, Reason, RouteQuery, Target, TargetError, parse_route_lookup_answer,
+    InterfaceRef, LookupAnswer, Reason, RouteQuery, Target, parse_route_lookup_answer,
     reason_for_errno, route_lookup_request,
 };
 use netreach_core::{Family, Snapshot};
@@ -21,29 +21,8 @@ pub(super) fn source_target(
     remote: IpAddr,
     interface: Option<InterfaceRef>,
 ) -> Result<Target, Error> {
-    let remote = Target::check_remote(remote, snap)?;
-    let oif = match &interface {
-        None => None,
-        Some(r) => {
-            let found = match r {
-                InterfaceRef::Index(i) => snap.interface(*i),
-                InterfaceRef::Name(n) => snap.interface_by_name(n),
-            };
-            let ifc = found.ok_or_else(|| TargetError::UnknownInterface {
-                interface: r.clone(),
-            })?;
-            Some(ifc.index)
-        }
-    };
-    let unspecified = match remote {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    };
-    let probe = RouteQuery {
-        remote,
-        local: unspecified,
-        interface: oif,
-    };
+    let probe = RouteQuery::for_source(remote, interface.as_ref(), snap)?;
+    let remote = probe.remote;
     // A plain lookup (no RTM_F_FIB_MATCH): the answer's preferred source is the address the
     // kernel selected for this destination (IPv4 names it because it differs from the
     // unspecified one asked with).

@@ -13,13 +13,13 @@
 //! | `ERROR_HOST_UNREACHABLE` | an unreachable route ([`HOST_UNREACHABLE`]), from the system |
 //! | anything else, or a row that fails the checks | the model's longest-prefix match |
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Once;
 
 use netreach_core::iphlp::{Luid, RowError};
 use netreach_core::reach::{
     HOST_UNREACHABLE, InterfaceRef, LookupAnswer, LookupSource, NO_ROUTE, Reachability, Reason,
-    RouteQuery, Target, TargetError, evaluate, lookup_in_model, reason_for_errno,
+    RouteQuery, Target, evaluate, lookup_in_model, reason_for_errno,
 };
 use netreach_core::{Family, Snapshot};
 use windows_sys::Win32::Foundation::{
@@ -103,29 +103,8 @@ pub(crate) fn source_target(
     remote: IpAddr,
     interface: Option<InterfaceRef>,
 ) -> Result<Target, Error> {
-    let remote = Target::check_remote(remote, snap)?;
-    let oif = match &interface {
-        None => None,
-        Some(r) => {
-            let found = match r {
-                InterfaceRef::Index(i) => snap.interface(*i),
-                InterfaceRef::Name(n) => snap.interface_by_name(n),
-            };
-            let ifc = found.ok_or_else(|| TargetError::UnknownInterface {
-                interface: r.clone(),
-            })?;
-            Some(ifc.index)
-        }
-    };
-    let unspecified = match remote {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    };
-    let probe = RouteQuery {
-        remote,
-        local: unspecified,
-        interface: oif,
-    };
+    let probe = RouteQuery::for_source(remote, interface.as_ref(), snap)?;
+    let remote = probe.remote;
     let (answer, _, chosen) = lookup_with_source(&probe, snap);
     let route = answer.map_err(|errno| Error::NoSource {
         remote,
