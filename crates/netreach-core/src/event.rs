@@ -10,7 +10,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::model::{Address, Family, Interface, Route, RouteDisplay, Rule, RuleDisplay, Snapshot};
+use crate::model::{
+    Address, Family, Interface, Route, RouteDisplay, RouteKey, Rule, RuleDisplay, Snapshot,
+};
 
 /// One decoded kernel message, in model terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -473,13 +475,38 @@ impl Snapshot {
         index: u32,
         routes: Vec<Route>,
     ) -> Vec<Event> {
-        self.sync_routes_where(family, routes, |r| r.uses_interface(index))
+        // The model's routes through `index` come from the interface index: the work is the
+        // interface's routes, not the table's.
+        let held: Vec<RouteKey> = self
+            .routes_via(index)
+            .filter(|r| r.family == family)
+            .map(Route::key)
+            .collect();
+        self.sync_routes_of(family, routes, held, |r| r.uses_interface(index))
     }
 
     fn sync_routes_where(
         &mut self,
         family: Family,
         routes: Vec<Route>,
+        in_scope: impl Fn(&Route) -> bool,
+    ) -> Vec<Event> {
+        let held: Vec<RouteKey> = self
+            .routes
+            .iter()
+            .filter(|(k, r)| k.family == family && in_scope(r))
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.sync_routes_of(family, routes, held, in_scope)
+    }
+
+    /// Replaces the routes `held` (the model's routes in scope) with the `routes` of a dump in
+    /// scope, and returns the differences, removals first.
+    fn sync_routes_of(
+        &mut self,
+        family: Family,
+        routes: Vec<Route>,
+        held: Vec<RouteKey>,
         in_scope: impl Fn(&Route) -> bool,
     ) -> Vec<Event> {
         use std::collections::BTreeMap;
@@ -489,12 +516,7 @@ impl Snapshot {
             .map(|r| (r.key(), r))
             .collect();
         let mut events = Vec::new();
-        let stale: Vec<_> = self
-            .routes
-            .iter()
-            .filter(|(k, r)| k.family == family && in_scope(r) && !fresh.contains_key(*k))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let stale = held.into_iter().filter(|k| !fresh.contains_key(k));
         for k in stale {
             if let Some(r) = self.remove_route(&k) {
                 events.push(Event::RouteRemoved(r));
@@ -545,12 +567,7 @@ impl Snapshot {
                         events.push(Event::AddressRemoved(a));
                     }
                 }
-                let routes: Vec<_> = self
-                    .routes
-                    .iter()
-                    .filter(|(_, r)| r.uses_interface(index))
-                    .map(|(k, _)| k.clone())
-                    .collect();
+                let routes: Vec<_> = self.routes_via(index).map(Route::key).collect();
                 for k in routes {
                     if let Some(r) = self.remove_route(&k) {
                         events.push(Event::RouteRemoved(r));
@@ -632,7 +649,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AddressFlags, LinkKind, OperState, RouteProtocol, RouteType, Scope};
+    use crate::{AddressFlags, LinkKind, NextHop, OperState, RouteProtocol, RouteType, Scope};
     use std::net::IpAddr;
 
     fn addr(ifindex: u32, a: &str, len: u8) -> Address {
@@ -893,9 +910,43 @@ mod tests {
             });
         }
         assert_eq!(s.unicast_routes().collect::<Vec<_>>(), [&unicast]);
+        // Routes through an interface, next hops included; a replace with other hops moves
+        // the route between interfaces.
+        let via = |s: &Snapshot, i: u32| s.routes_via(i).map(|r| r.destination).collect::<Vec<_>>();
+        assert_eq!(via(&s, 3).len(), 2);
+        assert!(via(&s, 2).is_empty());
+        let mut multipath = Route::unicast("198.19.9.0/24".parse().unwrap(), None, 2);
+        multipath.nexthops = vec![
+            NextHop {
+                gateway: None,
+                interface: 2,
+                linkdown: false,
+            },
+            NextHop {
+                gateway: None,
+                interface: 3,
+                linkdown: false,
+            },
+        ];
+        s.apply(Update::NewRoute {
+            route: multipath.clone(),
+            replace: false,
+        });
+        assert_eq!(via(&s, 2), [multipath.destination]);
+        assert_eq!(via(&s, 3).len(), 3);
+        let mut single = multipath.clone();
+        single.nexthops.clear();
+        s.apply(Update::NewRoute {
+            route: single,
+            replace: true,
+        });
+        assert_eq!(via(&s, 2), [multipath.destination]);
+        assert_eq!(via(&s, 3).len(), 2);
         s.apply(Update::DelLink(3));
+        assert_eq!(via(&s, 2), [multipath.destination]);
         assert_eq!(find(&s, "198.18.0.2"), [2]);
-        assert_eq!(s.unicast_routes().count(), 0);
+        assert!(via(&s, 3).is_empty());
+        assert_eq!(s.unicast_routes().count(), 1);
         // Built from parts, compacted: the same state, indexes included.
         let rebuilt = Snapshot::from_parts(
             s.interfaces().cloned(),

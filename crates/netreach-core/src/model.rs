@@ -680,6 +680,10 @@ pub struct Snapshot {
     /// The keys of the `unicast` routes: what the connectivity rules read, without walking
     /// the local table's route per address.
     pub(crate) unicast: OrdSet<RouteKey>,
+    /// The keys of the routes through each interface (its output interface or a next hop's),
+    /// interface first (`None` sorts first and marks a range's start, never stored): a link
+    /// change syncs the interface's routes, not the table's.
+    pub(crate) by_interface: OrdSet<(u32, Option<RouteKey>)>,
     pub(crate) rules: OrdSet<Rule>,
 }
 
@@ -727,6 +731,18 @@ impl Snapshot {
         self.by_address
             .range((addr, 0, 0)..=(addr, u32::MAX, u8::MAX))
             .filter_map(|&(a, i, len)| self.addresses.get(&(i, a, len)))
+    }
+
+    /// The routes through interface `index` (as output interface or a next hop's).
+    pub(crate) fn routes_via(&self, index: u32) -> impl Iterator<Item = &Route> {
+        use std::ops::Bound;
+        let end = match index.checked_add(1) {
+            Some(next) => Bound::Excluded((next, None)),
+            None => Bound::Unbounded,
+        };
+        self.by_interface
+            .range((Bound::Included((index, None)), end))
+            .filter_map(|(_, k)| k.as_ref().and_then(|k| self.routes.get(k)))
     }
 
     /// The `unicast` routes, in key order.
@@ -813,6 +829,7 @@ impl Snapshot {
         self.sourced = packed(&self.sourced);
         self.by_address = packed_set(&self.by_address);
         self.unicast = packed_set(&self.unicast);
+        self.by_interface = packed_set(&self.by_interface);
         self.rules = packed_set(&self.rules);
     }
 
@@ -838,6 +855,15 @@ impl Snapshot {
         if route.kind == RouteType::Unicast {
             self.unicast.insert(key.clone());
         }
+        if let Some(old) = self.routes.get(&key) {
+            // Same key, perhaps other next hops: its entries go, the new route's come.
+            for i in route_interfaces(old) {
+                self.by_interface.remove(&(i, Some(key.clone())));
+            }
+        }
+        for i in route_interfaces(&route) {
+            self.by_interface.insert((i, Some(key.clone())));
+        }
         let old = self.routes.insert(key, route);
         if let Some(a) = source {
             *self.sourced.entry(a).or_default() += 1;
@@ -853,6 +879,9 @@ impl Snapshot {
         let old = self.routes.remove(key)?;
         if old.kind == RouteType::Unicast {
             self.unicast.remove(key);
+        }
+        for i in route_interfaces(&old) {
+            self.by_interface.remove(&(i, Some(key.clone())));
         }
         if let Some(a) = silently_flushed_source(&old) {
             self.forget_source(a);
@@ -960,6 +989,18 @@ fn packed<K: Ord + Clone, V: Clone>(map: &OrdMap<K, V>) -> OrdMap<K, V> {
         out.insert(k.clone(), v.clone());
     }
     out
+}
+
+/// The interfaces a route goes through: its output interface and its next hops', once each.
+fn route_interfaces(route: &Route) -> Vec<u32> {
+    let mut all: Vec<u32> = route
+        .interface
+        .into_iter()
+        .chain(route.nexthops.iter().map(|h| h.interface))
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all
 }
 
 /// The same set with full nodes (see [`Snapshot::compact`]).
