@@ -562,3 +562,34 @@ impl futures_core::Stream for ReachSubscription {
         this.reader.poll_next(&mut this.reach, cx)
     }
 }
+
+/// The target to `probe.remote` once the system answered the source lookup `probe` (see
+/// `RouteQuery::for_source`) with `route`: from `chosen` (a source the system named apart from
+/// the route), else the route's preferred source, else a usable address of its interface.
+#[cfg(any(target_os = "linux", windows))]
+pub(crate) fn target_from_source(
+    snap: &netreach_core::Snapshot,
+    probe: &netreach_core::reach::RouteQuery,
+    route: &netreach_core::Route,
+    chosen: Option<IpAddr>,
+    interface: Option<InterfaceRef>,
+) -> Result<Target, Error> {
+    let family = probe.family();
+    let local = chosen.or(route.prefsrc).or_else(|| {
+        // No source selected (an unusual answer): a usable address of the output interface.
+        route.interface.and_then(|i| {
+            snap.addresses_of(i)
+                .filter(|a| a.family() == family && a.is_usable())
+                .min_by_key(|a| a.is_link_local())
+                .map(|a| a.address)
+        })
+    });
+    let Some(local) = local else {
+        // No address of the family to send from.
+        return Err(Error::NoSource {
+            remote: probe.remote,
+            reason: netreach_core::reach::Reason::LocalAddressRemoved,
+        });
+    };
+    Ok(Target::new(local, probe.remote, interface, snap)?)
+}

@@ -4,11 +4,11 @@
 
 use std::net::IpAddr;
 
+use netreach_core::Snapshot;
 use netreach_core::reach::{
-    InterfaceRef, LookupAnswer, Reason, RouteQuery, Target, parse_route_lookup_answer,
-    reason_for_errno, route_lookup_request,
+    InterfaceRef, LookupAnswer, RouteQuery, Target, parse_route_lookup_answer, reason_for_errno,
+    route_lookup_request,
 };
-use netreach_core::{Family, Snapshot};
 
 use crate::Error;
 use crate::sys::imp::netlink::{NlSocket, RECV_BUF};
@@ -35,24 +35,7 @@ pub(super) fn source_target(
             });
         }
     };
-    let family = Family::of(&remote);
-    let local = route.prefsrc.or_else(|| {
-        // No source selected (an unusual answer): a usable address of the output interface.
-        route.interface.and_then(|i| {
-            snap.addresses_of(i)
-                .filter(|a| a.family() == family && a.is_usable())
-                .min_by_key(|a| a.is_link_local())
-                .map(|a| a.address)
-        })
-    });
-    let Some(local) = local else {
-        // No address of the family to send from.
-        return Err(Error::NoSource {
-            remote,
-            reason: Reason::LocalAddressRemoved,
-        });
-    };
-    Ok(Target::new(local, remote, interface, snap)?)
+    super::target_from_source(snap, &probe, &route, None, interface)
 }
 
 /// One route lookup on `sock`, with or without `RTM_F_FIB_MATCH`.

@@ -16,12 +16,12 @@
 use std::net::IpAddr;
 use std::sync::Once;
 
+use netreach_core::Snapshot;
 use netreach_core::iphlp::{Luid, RowError};
 use netreach_core::reach::{
-    HOST_UNREACHABLE, InterfaceRef, LookupAnswer, LookupSource, NO_ROUTE, Reachability, Reason,
-    RouteQuery, Target, evaluate, lookup_in_model, reason_for_errno,
+    HOST_UNREACHABLE, InterfaceRef, LookupAnswer, LookupSource, NO_ROUTE, Reachability, RouteQuery,
+    Target, evaluate, lookup_in_model, reason_for_errno,
 };
-use netreach_core::{Family, Snapshot};
 use windows_sys::Win32::Foundation::{
     ERROR_HOST_UNREACHABLE, ERROR_NETWORK_UNREACHABLE, ERROR_NOT_FOUND,
 };
@@ -110,20 +110,5 @@ pub(crate) fn source_target(
         remote,
         reason: reason_for_errno(errno, &probe, snap),
     })?;
-    let family = Family::of(&remote);
-    let local = chosen.or(route.prefsrc).or_else(|| {
-        route.interface.and_then(|i| {
-            snap.addresses_of(i)
-                .filter(|a| a.family() == family && a.is_usable())
-                .min_by_key(|a| a.is_link_local())
-                .map(|a| a.address)
-        })
-    });
-    let Some(local) = local else {
-        return Err(Error::NoSource {
-            remote,
-            reason: Reason::LocalAddressRemoved,
-        });
-    };
-    Ok(Target::new(local, remote, interface, snap)?)
+    crate::connection::target_from_source(snap, &probe, &route, chosen, interface)
 }
