@@ -18,6 +18,7 @@
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
+mod knobs;
 mod latency;
 mod nl;
 mod observers;
@@ -38,33 +39,10 @@ struct Config {
 
 impl Config {
     fn from_env() -> Config {
-        let quick = std::env::var("NETREACH_BENCH_QUICK").is_ok_and(|v| v != "0");
-        let num = |name: &str, default: usize| {
-            std::env::var(name)
-                .ok()
-                .map(|v| {
-                    v.parse()
-                        .unwrap_or_else(|_| panic!("{name}={v}: not a number"))
-                })
-                .unwrap_or(default)
-        };
-        let sizes = match std::env::var("NETREACH_BENCH_SIZES") {
-            Ok(v) => v
-                .split(',')
-                .map(|s| {
-                    s.trim()
-                        .parse()
-                        .unwrap_or_else(|_| panic!("NETREACH_BENCH_SIZES={v}"))
-                })
-                .collect(),
-            Err(_) if quick => vec![10, 1000],
-            Err(_) => vec![10, 1000, 10_000],
-        };
-        // Cargo passes `--bench`; the rest picks the parts.
-        let parts: Vec<String> = std::env::args()
-            .skip(1)
-            .filter(|a| !a.starts_with("--"))
-            .collect();
+        let quick = knobs::quick();
+        let num = knobs::num;
+        let sizes = knobs::sizes(quick);
+        let parts = knobs::parts();
         let wants = |p: &str| parts.is_empty() || parts.iter().any(|a| a == p);
         Config {
             latency: wants("latency"),

@@ -24,6 +24,8 @@
 mod alloc;
 #[path = "../../tests/common/mod.rs"]
 mod common;
+#[path = "../live/knobs.rs"]
+mod knobs;
 // Shared with the `live` benchmark: its namespace set-up and its tables.
 #[allow(dead_code)]
 #[path = "../live/latency.rs"]
@@ -239,23 +241,10 @@ fn main() {
         );
         std::process::exit(2);
     }
-    let quick = std::env::var("NETREACH_BENCH_QUICK").is_ok_and(|v| v != "0");
-    let sizes: Vec<usize> = match std::env::var("NETREACH_BENCH_SIZES") {
-        Ok(v) => v
-            .split(',')
-            .map(|s| s.trim().parse().expect("NETREACH_BENCH_SIZES: numbers"))
-            .collect(),
-        Err(_) if quick => vec![10, 1000],
-        Err(_) => vec![10, 1000, 10_000],
-    };
-    let n_targets = std::env::var("NETREACH_BENCH_TARGETS")
-        .ok()
-        .map(|v| v.parse().expect("NETREACH_BENCH_TARGETS: a number"))
-        .unwrap_or(if quick { 1000 } else { 10_000 });
-    let parts: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let quick = knobs::quick();
+    let sizes = knobs::sizes(quick);
+    let n_targets = knobs::num("NETREACH_BENCH_TARGETS", if quick { 1000 } else { 10_000 });
+    let parts = knobs::parts();
     for p in &parts {
         assert!(
             p == "interfaces" || p == "targets",
