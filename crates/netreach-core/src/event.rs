@@ -128,14 +128,10 @@ impl Snapshot {
 }
 
 impl Update {
-    /// Which routes the kernel may have changed without telling, so that the driver dumps them
-    /// again and applies the difference:
+    /// Which routes the kernel may have changed without telling and the model cannot derive,
+    /// so that the driver dumps them again and applies the difference (an interface going
+    /// down or changing carrier is derived: [`Update::silent_effects`]):
     ///
-    /// - an interface going administratively down: the kernel flushes its IPv4 routes and
-    ///   sends no `RTM_DELROUTE` (only that interface's routes are dumped again);
-    /// - an interface gaining or losing carrier: the kernel sets or clears the `linkdown` flag
-    ///   of its IPv4 and IPv6 routes and sends nothing, not even to `ip monitor` (only that
-    ///   interface's routes);
     /// - an interface going away: multipath routes may keep their other hops (all routes, as
     ///   a dump cannot be filtered by an interface that no longer exists);
     /// - an IPv4 address removed: the routes the kernel made for it go with notifications,
@@ -148,12 +144,6 @@ impl Update {
             Update::DelLink(index) if before.interface(*index).is_some() => {
                 RouteRefresh::both(Refresh::All)
             }
-            Update::NewLink(new) => match before.interface(new.index) {
-                Some(old) if (old.admin_up && !new.admin_up) || old.carrier != new.carrier => {
-                    RouteRefresh::both(Refresh::via(new.index))
-                }
-                _ => RouteRefresh::default(),
-            },
             Update::DelAddress(a) if a.family() == Family::Ipv4 => RouteRefresh {
                 ipv4: before.refresh_after_removing(a),
                 ipv6: Refresh::Nothing,
@@ -1028,13 +1018,11 @@ mod tests {
         let mut s = Snapshot::new();
         let eth = up(Interface::new(2, "eth0", LinkKind::Ethernet));
         s.apply(Update::NewLink(eth.clone()));
+        // Link changes are derived, not dumped (`silent.rs`).
         let mut down = eth.clone();
         down.admin_up = false;
+        assert!(Update::NewLink(down).route_refresh_needed(&s).is_empty());
         let via2 = RouteRefresh::both(Refresh::via(2));
-        assert_eq!(Update::NewLink(down).route_refresh_needed(&s), via2);
-        let mut no_carrier = eth.clone();
-        no_carrier.carrier = false;
-        assert_eq!(Update::NewLink(no_carrier).route_refresh_needed(&s), via2);
         let mut mtu = eth.clone();
         mtu.mtu = 9000;
         assert!(Update::NewLink(mtu).route_refresh_needed(&s).is_empty());

@@ -43,6 +43,7 @@ mod model;
 pub mod nlm;
 pub mod probe;
 pub mod reach;
+mod silent;
 
 pub use connectivity::{
     Connectivity, ConnectivityChange, ConnectivityConfig, Level, LevelChange, Medium, Pattern,
@@ -60,3 +61,4 @@ pub use model::{
     Address, AddressKey, Family, Interface, LinkKind, MacAddr, NextHop, OperState, Route, RouteKey,
     RouteProtocol, RouteType, Rule, RuleAction, Scope, Snapshot, table_name,
 };
+pub use silent::Silent;

@@ -649,3 +649,94 @@ fn removing_an_ipv4_address_flushes_what_the_kernel_flushes() {
     });
     assert_in_step(&ns, &mut marker, &mut sub);
 }
+
+/// A link going down, coming back, losing carrier and regaining it: the kernel flushes and
+/// flags routes without a message, and the model derives what it did from its own routes
+/// (`netreach-core/src/silent.rs`) instead of dumping them: in step with `ip -j` after each,
+/// with no route dump but where it cannot derive (IPv6 flags cleared, multipath routes).
+#[test]
+fn link_and_carrier_changes_are_derived_without_a_dump() {
+    let (ns, peer) = rich_namespace();
+    ns.ip("route add 198.19.6.0/24 via 198.18.0.1 dev up0 table 100");
+    ns.ip("-6 route add 2001:db8:6::/48 via 2001:db8:1::1 dev up0");
+    let mut marker = Marker::new(&ns);
+    let monitor = common::monitor_in(ns.netns()).expect("monitor");
+    let mut sub = monitor.subscribe();
+    assert_in_step(&ns, &mut marker, &mut sub);
+    let up0 = sub.view().interface_by_name("up0").expect("up0").index;
+    let notified = !common::polling();
+    let dumps = |m: &netreach::Monitor| m.stats().route_refreshes;
+
+    // Carrier lost (the peer's end goes down): IPv4 and IPv6 routes through up0 flagged.
+    let before = dumps(&monitor);
+    peer.ip("link set p0 down");
+    until_view(&mut sub, "up0's routes linkdown", SETTLE, |s| {
+        s.routes()
+            .filter(|r| r.interface == Some(up0))
+            .any(|r| r.linkdown)
+    });
+    assert_in_step(&ns, &mut marker, &mut sub);
+    if notified {
+        assert_eq!(dumps(&monitor), before, "carrier loss derived, not dumped");
+    }
+
+    // Carrier back: IPv4's flags cleared from the model; IPv6's dumped.
+    peer.ip("link set p0 up");
+    until_view(&mut sub, "up0's routes up", SETTLE, |s| {
+        s.interface(up0).is_some_and(|i| i.carrier)
+            && !s
+                .routes()
+                .filter(|r| r.interface == Some(up0))
+                .any(|r| r.linkdown)
+    });
+    assert_in_step(&ns, &mut marker, &mut sub);
+
+    // Administratively down: every route through up0 but its local ones goes, the table 100
+    // and gateway routes with them, without a message for IPv4.
+    let before = dumps(&monitor);
+    ns.ip("link set up0 down");
+    until_view(&mut sub, "up0's routes flushed", SETTLE, |s| {
+        !s.routes()
+            .any(|r| r.interface == Some(up0) && r.destination.to_string() == "198.19.6.0/24")
+    });
+    assert_in_step(&ns, &mut marker, &mut sub);
+    if notified {
+        assert_eq!(
+            dumps(&monitor),
+            before,
+            "a link going down derived, not dumped"
+        );
+    }
+    // And up again: the kernel adds the routes of the addresses back, with messages.
+    ns.ip("link set up0 up");
+    ns.ip("addr add 2001:db8:1::2/64 dev up0 nodad");
+    until_view(&mut sub, "up0 up with its IPv6 address", SETTLE, |s| {
+        s.find_address("2001:db8:1::2".parse().unwrap())
+            .next()
+            .is_some()
+    });
+    assert_in_step(&ns, &mut marker, &mut sub);
+    if notified {
+        assert_eq!(dumps(&monitor), before, "a link coming up needs no dump");
+    }
+
+    // A multipath route with a hop through up0: its other hop stays, with flags per hop the
+    // model does not derive; up0's IPv4 routes are dumped instead.
+    ns.ip("route add 198.19.7.0/24 nexthop via 198.18.0.1 dev up0 nexthop via 198.18.9.2 dev br0");
+    assert_in_step(&ns, &mut marker, &mut sub);
+    let before = dumps(&monitor);
+    ns.ip("link set up0 down");
+    until_view(&mut sub, "up0 down", SETTLE, |s| {
+        s.interface(up0).is_some_and(|i| !i.admin_up)
+    });
+    assert_in_step(&ns, &mut marker, &mut sub);
+    assert!(
+        sub.view()
+            .routes()
+            .any(|r| r.destination.to_string() == "198.19.7.0/24"),
+        "the multipath route keeps its hop through br0"
+    );
+    if notified {
+        assert!(dumps(&monitor) > before, "multipath routes dumped");
+    }
+}

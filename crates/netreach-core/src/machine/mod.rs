@@ -270,6 +270,9 @@ pub struct MachineStats {
     pub resyncs: u64,
     /// Route dumps after a change the kernel makes silently.
     pub route_refreshes: u64,
+    /// Route changes the kernel makes silently, derived from the model instead of dumped
+    /// (see [`Update::silent_effects`]).
+    pub derived_routes: u64,
     /// Dumps that failed (and were retried or became a resync).
     pub dump_failures: u64,
     /// Route lookups whose transport failed (and were retried).
@@ -405,8 +408,13 @@ impl Machine {
         {
             let snap = Arc::make_mut(&mut self.snapshot);
             for u in updates {
-                refresh.merge(u.route_refresh_needed(snap));
+                let silent = u.silent_effects(snap);
+                refresh.merge(silent.refresh);
                 snap.apply_into(u, &mut events);
+                for derived in silent.updates {
+                    self.stats.derived_routes += 1;
+                    snap.apply_into(derived, &mut events);
+                }
             }
         }
         for (family, scope) in refresh.families() {

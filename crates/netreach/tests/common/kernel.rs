@@ -142,17 +142,27 @@ pub fn kernel_routes(ns: &Ns) -> BTreeSet<RouteRow> {
             } else {
                 format!("{dst}/{host}")
             };
+            // A multipath route is its first hop's gateway and interface, and `linkdown` when
+            // the route or its first hop is, as the model describes it.
+            let first = &r["nexthops"][0];
+            let linkdown = |v: &serde_json::Value| {
+                v["flags"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|f| f == "linkdown"))
+            };
+            let or_first = |key: &str| match s(&r[key]) {
+                v if v.is_empty() => s(&first[key]),
+                v => v,
+            };
             out.insert((
                 fam.to_owned(),
                 dst,
-                s(&r["gateway"]),
-                s(&r["dev"]),
+                or_first("gateway"),
+                or_first("dev"),
                 table_id(&r["table"]),
                 r["metric"].as_u64().unwrap_or(0) as u32,
                 r["type"].as_str().unwrap_or("unicast").to_owned(),
-                r["flags"]
-                    .as_array()
-                    .is_some_and(|f| f.iter().any(|f| f == "linkdown")),
+                linkdown(r) || linkdown(first),
             ));
         }
     }
