@@ -18,7 +18,7 @@
 //! |---|---|---|
 //! | administratively down | removed, unless its scope is `host` (a local address stays reachable) | removed (with a message, unless `skip_notify_on_dev_down` is set: deriving it is right either way) |
 //! | carrier lost (interface up) | flagged `linkdown`, unless its scope is `host` | flagged `linkdown`, unless it is `local` or `anycast` |
-//! | carrier back (interface up) | `linkdown` cleared | cleared only if the interface was ready before; not derived: dumped when a route of it is flagged |
+//! | carrier back (interface up) | `linkdown` cleared | `linkdown` cleared (`rt6_sync_up`, whether the link was ready before or becomes ready for the first time) |
 //!
 //! IPv4 counts carrier as `IFF_LOWER_UP` or `IFF_RUNNING`, IPv6 as an operational state of `up`
 //! or `unknown`. A multipath route with a hop through the interface keeps its other hops with
@@ -62,8 +62,6 @@ enum Fate {
     Kept,
     Removed,
     Linkdown(bool),
-    /// Not derived: the family's routes through the interface are dumped.
-    Unknown,
 }
 
 /// IPv4 sees carrier as `IFF_LOWER_UP` or `IFF_RUNNING` (`fib_netdev_event`).
@@ -97,7 +95,7 @@ fn fate(family: Family, old: &Interface, new: &Interface, r: &Route) -> Fate {
         Family::Ipv6 => match (ipv6_ready(old), ipv6_ready(new)) {
             _ if matches!(r.kind, RouteType::Local | RouteType::Anycast) => Fate::Kept,
             (true, false) => Fate::Linkdown(true),
-            (false, true) if r.linkdown => Fate::Unknown,
+            (false, true) => Fate::Linkdown(false),
             _ => Fate::Kept,
         },
     }
@@ -128,10 +126,6 @@ fn link_change(s: &Snapshot, old: &Interface, new: &Interface) -> Silent {
                     },
                     replace: false,
                 }),
-                Fate::Unknown => {
-                    unknown = true;
-                    break;
-                }
             }
         }
         if unknown {

@@ -653,7 +653,7 @@ fn removing_an_ipv4_address_flushes_what_the_kernel_flushes() {
 /// A link going down, coming back, losing carrier and regaining it: the kernel flushes and
 /// flags routes without a message, and the model derives what it did from its own routes
 /// (`netreach-core/src/silent.rs`) instead of dumping them: in step with `ip -j` after each,
-/// with no route dump but where it cannot derive (IPv6 flags cleared, multipath routes).
+/// with no route dump but for multipath routes.
 #[test]
 fn link_and_carrier_changes_are_derived_without_a_dump() {
     let (ns, peer) = rich_namespace();
@@ -680,7 +680,7 @@ fn link_and_carrier_changes_are_derived_without_a_dump() {
         assert_eq!(dumps(&monitor), before, "carrier loss derived, not dumped");
     }
 
-    // Carrier back: IPv4's flags cleared from the model; IPv6's dumped.
+    // Carrier back: the flags cleared.
     peer.ip("link set p0 up");
     until_view(&mut sub, "up0's routes up", SETTLE, |s| {
         s.interface(up0).is_some_and(|i| i.carrier)
@@ -690,6 +690,13 @@ fn link_and_carrier_changes_are_derived_without_a_dump() {
                 .any(|r| r.linkdown)
     });
     assert_in_step(&ns, &mut marker, &mut sub);
+    if notified {
+        assert_eq!(
+            dumps(&monitor),
+            before,
+            "carrier return derived, not dumped"
+        );
+    }
 
     // Administratively down: every route through up0 but its local ones goes, the table 100
     // and gateway routes with them, without a message for IPv4.

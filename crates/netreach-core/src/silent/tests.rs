@@ -126,7 +126,7 @@ fn going_down_flushes_all_but_the_host_routes_and_every_ipv6_route() {
 }
 
 #[test]
-fn carrier_loss_flags_the_routes_the_kernel_flags_and_its_return_clears_ipv4() {
+fn carrier_loss_flags_the_routes_the_kernel_flags_and_its_return_clears_them() {
     let mut s = lab();
     let lost = Interface {
         carrier: false,
@@ -160,15 +160,20 @@ fn carrier_loss_flags_the_routes_the_kernel_flags_and_its_return_clears_ipv4() {
         v
     };
     assert_eq!(flagged(&s).len(), 5);
-    // Carrier back: IPv4's flags are cleared; IPv6's are dumped (the kernel clears them only
-    // for a link that was ready before).
+    // Carrier back: every flag cleared, in the model's order of routes.
     let silent = Update::NewLink(eth(2)).silent_effects(&s);
     assert_eq!(
         dsts(&silent.updates),
-        ["198.18.0.0/24 up", "198.19.0.0/16 up", "198.18.0.255/32 up"]
+        [
+            "198.18.0.0/24 up",
+            "198.19.0.0/16 up",
+            "198.18.0.255/32 up",
+            "2001:db8::/64 up",
+            "ff00::/8 up",
+        ]
     );
-    assert_eq!(silent.refresh.ipv4, Refresh::Nothing);
-    assert_eq!(silent.refresh.ipv6, Refresh::Interfaces([2].into()));
+    apply(&mut s, Update::NewLink(eth(2)));
+    assert_eq!(s, lab());
 }
 
 #[test]
