@@ -1,0 +1,116 @@
+//! The machine alone (no kernel, no threads): the cost per target of a link going down under
+//! 10,000 connection targets, from the link update to the last verdict drained, with the
+//! machine's own longest-prefix match standing in for the kernel's route lookups. Instruction
+//! counts do not depend on the machine's load:
+//!
+//! ```sh
+//! cargo bench -p netreach-core --bench targets                      # times, 5 rounds
+//! valgrind --tool=callgrind target/release/deps/targets-* 1        # one round, counted
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+use netreach_core::machine::{Action, Machine, MachineConfig, Output, ReachId};
+use netreach_core::reach::{Target, TargetId, lookup_in_model};
+use netreach_core::{
+    Address, AddressFlags, Interface, LinkKind, OperState, Route, Scope, Snapshot, Update,
+};
+
+const TARGETS: u32 = 10_000;
+const OWNER: ReachId = ReachId(1);
+
+fn eth0(up: bool) -> Interface {
+    let mut i = Interface::new(2, "eth0", LinkKind::Ethernet);
+    i.admin_up = up;
+    i.carrier = up;
+    i.oper_state = if up { OperState::Up } else { OperState::Down };
+    i
+}
+
+fn network() -> Snapshot {
+    let local = "198.18.0.2".parse().unwrap();
+    let mut gateway = Route::unicast(
+        "198.19.0.0/16".parse().unwrap(),
+        Some("198.18.0.1".parse().unwrap()),
+        2,
+    );
+    gateway.prefsrc = Some(local);
+    Snapshot::from_parts(
+        [eth0(true)],
+        [Address {
+            interface: 2,
+            address: local,
+            prefix_len: 24,
+            scope: Scope::Global,
+            flags: AddressFlags::empty(),
+        }],
+        [
+            Route::unicast("198.18.0.0/24".parse().unwrap(), None, 2),
+            gateway,
+        ],
+    )
+}
+
+/// Performs every action (lookups answered from the model) and drains the outputs; returns
+/// how many reachability outputs came.
+fn run(m: &mut Machine, now: Instant) -> usize {
+    let mut verdicts = 0;
+    loop {
+        let mut acted = false;
+        while let Some(a) = m.poll_action() {
+            acted = true;
+            if let Action::LookupRoute { owner, id, query } = a {
+                let answer = lookup_in_model(&query, m.snapshot());
+                m.handle_lookup(owner, id, Ok(answer), now);
+            }
+        }
+        while let Some(o) = m.poll_output() {
+            verdicts += usize::from(matches!(o, Output::Reachability { .. }));
+        }
+        if !acted {
+            return verdicts;
+        }
+    }
+}
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .map_or(5, |a| a.parse().expect("rounds"));
+    let now = Instant::now();
+    let mut m = Machine::new(network(), MachineConfig::default());
+    m.attach_reach(OWNER);
+    let local = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
+    for n in 0..TARGETS {
+        let remote = IpAddr::V4(Ipv4Addr::new(198, 19, (n / 250) as u8, (n % 250) as u8 + 1));
+        let t = Target::new(local, remote, None, m.snapshot()).expect("target");
+        m.add_target(OWNER, TargetId::new(u64::from(n)), t);
+    }
+    assert_eq!(run(&mut m, now), TARGETS as usize);
+    println!("| round | link down: verdicts | per target | link up: verdicts | per target |");
+    println!("|---|---|---|---|---|");
+    for round in 1..=rounds {
+        let t = Instant::now();
+        m.handle_updates([Update::NewLink(eth0(false))], now);
+        let down = run(&mut m, now);
+        let d = t.elapsed();
+        // Up again, with the routes the kernel adds back.
+        let t = Instant::now();
+        let net = network();
+        let mut ups = vec![Update::NewLink(eth0(true))];
+        ups.extend(net.routes().map(|r| Update::NewRoute {
+            route: r.clone(),
+            replace: false,
+        }));
+        m.handle_updates(ups, now);
+        let up = run(&mut m, now);
+        let u = t.elapsed();
+        println!(
+            "| {round} | {down} in {d:.2?} | {:.0} ns | {up} in {u:.2?} | {:.0} ns |",
+            d.as_nanos() as f64 / down.max(1) as f64,
+            u.as_nanos() as f64 / up.max(1) as f64
+        );
+    }
+}
