@@ -37,6 +37,7 @@ pub mod decode;
 mod diff;
 mod event;
 mod flags;
+mod intern;
 pub mod iphlp;
 pub mod machine;
 mod model;
@@ -57,6 +58,7 @@ pub use decode::{
 pub use diff::diff;
 pub use event::{Event, InterfaceChanges, Refresh, RouteRefresh, Update};
 pub use flags::AddressFlags;
+pub use intern::Interned;
 pub use model::{
     Address, AddressKey, Family, Interface, LinkKind, MacAddr, NextHop, OperState, Route, RouteKey,
     RouteProtocol, RouteType, Rule, RuleAction, Scope, Snapshot, table_name,

@@ -346,7 +346,7 @@ impl ConnectionMonitor {
             st.reaches
                 .get(&self.id)
                 .and_then(|v| v.targets.get(&id))
-                .and_then(|(_, r)| r.clone())
+                .and_then(|(_, r)| r.as_deref().cloned())
         })
     }
 
@@ -385,7 +385,7 @@ impl ConnectionMonitor {
                 .map(|v| {
                     v.targets
                         .iter()
-                        .map(|(id, (t, r))| (*id, t.clone(), r.clone()))
+                        .map(|(id, (t, r))| (*id, t.clone(), r.as_deref().cloned()))
                         .collect()
                 })
                 .unwrap_or_default();

@@ -18,11 +18,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::{Instant, SystemTime};
 
-use netreach_core::Snapshot;
 use netreach_core::connectivity::Connectivity;
 use netreach_core::machine::{ReachId, StatusId};
 use netreach_core::probe::Verification;
 use netreach_core::reach::{Reachability, Target, TargetId};
+use netreach_core::{Interned, Snapshot};
 
 use crate::Notification;
 
@@ -93,7 +93,9 @@ pub(crate) struct StatusView {
 pub(crate) struct ReachView {
     /// Every watched target and its last reported state. Targets are added and removed by the
     /// handles (so a new subscription sees a target at once), states by the monitor's thread.
-    pub(crate) targets: HashMap<TargetId, (Target, Option<Reachability>)>,
+    pub(crate) targets: HashMap<TargetId, (Target, Option<Arc<Reachability>>)>,
+    /// Equal states of targets are one value (see [`Interned`]).
+    pub(crate) states: Interned<Reachability>,
     pub(crate) lookups: u64,
 }
 
@@ -364,7 +366,7 @@ impl HubState {
             (Tag::Reach(owner), Notification::Reachability { id, new, .. }) => {
                 if let Some(v) = self.reaches.get_mut(&owner) {
                     if let Some(entry) = v.targets.get_mut(id) {
-                        entry.1 = Some(new.clone());
+                        entry.1 = Some(v.states.get_cloned(new));
                     }
                 }
             }
