@@ -430,7 +430,7 @@ impl Snapshot {
     pub fn load(&mut self, update: Update) {
         match update {
             Update::NewLink(i) => {
-                self.interfaces.insert(i.index, i);
+                self.insert_interface(i);
             }
             Update::NewAddress(a) if self.holds_interface_of(&a) => {
                 self.insert_address(a);
@@ -538,17 +538,18 @@ impl Snapshot {
                     let changes = InterfaceChanges::between(old, &new);
                     if !changes.is_empty() {
                         let old = std::mem::replace(old, new.clone());
+                        self.mark_running(&new);
                         events.push(Event::InterfaceChanged { old, new, changes });
                     }
                 }
                 None => {
-                    self.interfaces.insert(new.index, new.clone());
+                    self.insert_interface(new.clone());
                     events.push(Event::InterfaceAdded(new));
                 }
             },
             Update::DelLink(index) => {
                 // Nothing hangs on an interface the snapshot does not hold: nothing to do.
-                let Some(iface) = self.interfaces.remove(&index) else {
+                let Some(iface) = self.remove_interface(index) else {
                     return;
                 };
                 let keys: Vec<_> = self.addresses_of(index).map(Address::key).collect();
@@ -690,6 +691,31 @@ mod tests {
         );
         assert!(s.apply(Update::DelLink(3)).is_empty());
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn the_running_interfaces_are_indexed() {
+        let running = |s: &Snapshot| s.running_interfaces().map(|i| i.index).collect::<Vec<_>>();
+        let mut s = links([2, 3]);
+        assert!(running(&s).is_empty());
+        let eth = up(Interface::new(3, "eth3", LinkKind::Ethernet));
+        s.apply(Update::NewLink(eth.clone()));
+        assert_eq!(running(&s), [3]);
+        s.load(Update::NewLink(up(Interface::new(
+            4,
+            "eth4",
+            LinkKind::Ethernet,
+        ))));
+        assert_eq!(running(&s), [3, 4]);
+        let mut no_carrier = eth;
+        no_carrier.carrier = false;
+        s.apply(Update::NewLink(no_carrier));
+        assert_eq!(running(&s), [4]);
+        s.apply(Update::DelLink(4));
+        assert!(running(&s).is_empty());
+        // Built from parts, the same index.
+        let parts = Snapshot::from_parts(s.interfaces().cloned(), [], []);
+        assert_eq!(parts, s);
     }
 
     #[test]

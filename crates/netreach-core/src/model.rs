@@ -684,6 +684,9 @@ pub struct Snapshot {
     /// interface first (`None` sorts first and marks a range's start, never stored): a link
     /// change syncs the interface's routes, not the table's.
     pub(crate) by_interface: OrdSet<(u32, Option<RouteKey>)>,
+    /// The indexes of the interfaces that are up with carrier: the connectivity rules look for
+    /// usable addresses on these, not on 10,000 idle ones.
+    pub(crate) running: OrdSet<u32>,
     pub(crate) rules: OrdSet<Rule>,
 }
 
@@ -798,7 +801,7 @@ impl Snapshot {
         let mut snap = Snapshot::default();
         let interfaces = sorted_last_wins(interfaces.into_iter().collect(), |i| i.index);
         insert_packed(interfaces, |i| {
-            snap.interfaces.insert(i.index, i);
+            snap.insert_interface(i);
         });
         let addresses: Vec<Address> = addresses
             .into_iter()
@@ -830,7 +833,36 @@ impl Snapshot {
         self.by_address = packed_set(&self.by_address);
         self.unicast = packed_set(&self.unicast);
         self.by_interface = packed_set(&self.by_interface);
+        self.running = packed_set(&self.running);
         self.rules = packed_set(&self.rules);
+    }
+
+    /// Puts `interface` in (replacing the one with its index, which is returned), keeping the
+    /// index of running interfaces.
+    pub(crate) fn insert_interface(&mut self, interface: Interface) -> Option<Interface> {
+        self.mark_running(&interface);
+        self.interfaces.insert(interface.index, interface)
+    }
+
+    /// Takes interface `index` out, keeping the index of running interfaces (what hangs on
+    /// it is the caller's).
+    pub(crate) fn remove_interface(&mut self, index: u32) -> Option<Interface> {
+        self.running.remove(&index);
+        self.interfaces.remove(&index)
+    }
+
+    /// Records whether `interface` (as it is now) is running.
+    pub(crate) fn mark_running(&mut self, interface: &Interface) {
+        if interface.is_running() {
+            self.running.insert(interface.index);
+        } else {
+            self.running.remove(&interface.index);
+        }
+    }
+
+    /// The interfaces that are up with carrier ([`Interface::is_running`]), by index.
+    pub(crate) fn running_interfaces(&self) -> impl Iterator<Item = &Interface> {
+        self.running.iter().filter_map(|i| self.interfaces.get(i))
     }
 
     /// Puts `address` in (replacing the entry with its key, which is returned), keeping the

@@ -145,9 +145,10 @@ impl Rules<'_> {
                 best: None,
             };
         }
+        // Only a running interface is eligible: the index of those, not every interface.
         let local: BTreeSet<u32> = self
             .snapshot
-            .interfaces()
+            .running_interfaces()
             .map(|i| i.index)
             .filter(|&index| self.has_address(index, family, Address::is_usable))
             .collect();
@@ -164,10 +165,12 @@ impl Rules<'_> {
 
     /// The interface counts (not loopback, not excluded) and is up with carrier.
     fn is_eligible(&self, interface: &Interface) -> bool {
-        interface.kind != crate::model::LinkKind::Loopback
+        // Cheapest first: at 10,000 mostly idle interfaces, every evaluation below `site`
+        // asks this of each one, and the name patterns are the dearest part.
+        interface.is_running()
+            && interface.kind != crate::model::LinkKind::Loopback
             && self.config.medium_hint(interface.index) != Some(Medium::Loopback)
             && !self.config.is_excluded(&interface.name)
-            && interface.is_running()
     }
 
     /// Interface `index` is eligible and holds an address of `family` that passes `test`.
