@@ -677,9 +677,6 @@ pub struct Snapshot {
     /// The keys of the addresses, address first: finds an address's entries on every
     /// interface in O(log n) ([`Snapshot::find_address`], for every reachability verdict).
     pub(crate) by_address: OrdSet<(IpAddr, u32, u8)>,
-    /// The keys of the `unicast` routes: what the connectivity rules read, without walking
-    /// the local table's route per address.
-    pub(crate) unicast: OrdSet<RouteKey>,
     /// The keys of the routes through each interface (its output interface or a next hop's),
     /// interface first (`None` sorts first and marks a range's start, never stored): a link
     /// change syncs the interface's routes, not the table's.
@@ -746,11 +743,6 @@ impl Snapshot {
         self.by_interface
             .range((Bound::Included((index, None)), end))
             .filter_map(|(_, k)| k.as_ref().and_then(|k| self.routes.get(k)))
-    }
-
-    /// The `unicast` routes, in key order.
-    pub(crate) fn unicast_routes(&self) -> impl Iterator<Item = &Route> {
-        self.unicast.iter().filter_map(|k| self.routes.get(k))
     }
 
     /// All routes of every table.
@@ -831,7 +823,6 @@ impl Snapshot {
         self.routes = packed(&self.routes);
         self.sourced = packed(&self.sourced);
         self.by_address = packed_set(&self.by_address);
-        self.unicast = packed_set(&self.unicast);
         self.by_interface = packed_set(&self.by_interface);
         self.running = packed_set(&self.running);
         self.rules = packed_set(&self.rules);
@@ -884,9 +875,6 @@ impl Snapshot {
     pub(crate) fn insert_route(&mut self, route: Route) -> Option<Route> {
         let source = silently_flushed_source(&route);
         let key = route.key();
-        if route.kind == RouteType::Unicast {
-            self.unicast.insert(key.clone());
-        }
         if let Some(old) = self.routes.get(&key) {
             // Same key, perhaps other next hops: its entries go, the new route's come.
             for i in route_interfaces(old) {
@@ -909,9 +897,6 @@ impl Snapshot {
     /// Takes the route with this key out, keeping the indexes.
     pub(crate) fn remove_route(&mut self, key: &RouteKey) -> Option<Route> {
         let old = self.routes.remove(key)?;
-        if old.kind == RouteType::Unicast {
-            self.unicast.remove(key);
-        }
         for i in route_interfaces(&old) {
             self.by_interface.remove(&(i, Some(key.clone())));
         }

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use super::config::ConnectivityConfig;
 use super::medium::Medium;
 use super::{Connectivity, FAMILIES, Level, Primary, family_slot};
-use crate::model::{Address, Family, Interface, Route, Rule, Scope, Snapshot};
+use crate::model::{Address, Family, Interface, Route, RouteType, Rule, Scope, Snapshot};
 
 /// The connectivity of `snapshot`: the level of each family, the overall level, the primary
 /// interface with its medium, and whether it is metered.
@@ -110,15 +110,20 @@ impl Rules<'_> {
         let mut site = BTreeSet::new();
         // (table precedence, metric, interface index): lowest wins.
         let mut best: Option<((u8, u32), u32, u32)> = None;
-        let routes = self
-            .snapshot
-            .unicast_routes()
-            .filter(|r| r.family == family && tables.contains(&r.table));
-        for route in routes {
-            for hop in hops(route) {
-                let Some(index) = hop.interface else {
-                    continue;
-                };
+        // Only a hop through a running interface counts (`is_eligible`): the routes through
+        // those (an index of the snapshot's), not every route of every table. A route through
+        // several of them is looked at once for each, for its hops through that one.
+        let routes = self.snapshot.running_interfaces().flat_map(|i| {
+            let via = i.index;
+            self.snapshot
+                .routes_via(via)
+                .filter(|r| r.kind == RouteType::Unicast)
+                .filter(|r| r.family == family && tables.contains(&r.table))
+                .map(move |r| (via, r))
+        });
+        for (via, route) in routes {
+            for hop in hops(route).filter(|h| h.interface == Some(via)) {
+                let index = via;
                 if hop.linkdown || !self.has_address(index, family, is_routable) {
                     continue;
                 }
