@@ -183,7 +183,9 @@ impl Driver {
                     }
                 }
                 // The model changes go out at once, before any IO they ask for (a route
-                // refresh, lookups); their derived changes follow.
+                // refresh, lookups), with the derived changes that need none (connectivity);
+                // the others follow.
+                self.machine.derive();
                 self.publish();
                 self.act();
                 self.publish();

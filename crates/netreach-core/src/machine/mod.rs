@@ -312,6 +312,10 @@ pub struct Machine {
     batch: Vec<Event>,
     /// The batch includes a resync: every target is looked up again.
     batch_resynced: bool,
+    /// A settled batch the connection trackers have not looked at yet (its events, and
+    /// whether it was a resync): `poll_action` hands it to them before their first slice, so
+    /// that [`Machine::derive`] stays cheap with many targets.
+    reach_batch: Option<(Vec<Event>, bool)>,
     /// The time of the latest input, for the work [`Machine::poll_action`] does.
     now: Option<Instant>,
     stats: MachineStats,
@@ -336,6 +340,7 @@ impl Machine {
             pending: 0,
             batch: Vec::new(),
             batch_resynced: false,
+            reach_batch: None,
             now: None,
             stats: MachineStats::default(),
         };
@@ -531,6 +536,9 @@ impl Machine {
         answer: Result<LookupAnswer, LookupFailure>,
         now: Instant,
     ) {
+        // A settled batch the trackers have not seen may name the target: they must know
+        // before judging an answer that may predate it.
+        self.defer_reach();
         let Some(part) = self.reaches.get_mut(&owner) else {
             return;
         };
@@ -674,6 +682,18 @@ impl Machine {
         }
     }
 
+    /// Computes what follows from the model changes so far and needs no IO (connectivity and
+    /// probe verdicts) and queues it as outputs, so that the glue can hand it over together
+    /// with the model changes that caused it (one wake-up of a reader, not two). Reachability
+    /// is left for [`Machine::poll_action`] (it may need route lookups, and its work grows
+    /// with the targets); so is everything while a route dump the batch needs is out.
+    /// Calling it is optional: `poll_action` does the same first.
+    pub fn derive(&mut self) {
+        if let Some(now) = self.now {
+            self.settle(now);
+        }
+    }
+
     /// How many outputs wait in the stream: a glue that drains [`Machine::poll_action`] may
     /// publish them as soon as there are enough, before it asks for the next action.
     pub fn ready_outputs(&self) -> usize {
@@ -774,10 +794,22 @@ impl Machine {
             }
             self.push_verifications(owner, verifications);
         }
+        // The connection trackers look at the batch in `work_reach`, and do the work a slice
+        // at a time.
+        let batch = self.reach_batch.get_or_insert_default();
+        batch.0.extend(events);
+        batch.1 |= resynced;
+        self.start_probes(now);
+    }
+
+    /// Hands the settled batch to the connection trackers, which find the targets it affects.
+    fn defer_reach(&mut self) {
+        let Some((events, resynced)) = self.reach_batch.take() else {
+            return;
+        };
         let owners: Vec<ReachId> = self.reaches.keys().copied().collect();
         for owner in owners {
             if let Some(part) = self.reaches.get_mut(&owner) {
-                // The work itself is done a slice at a time by `poll_action`.
                 part.tracker.defer_events(&events);
                 if resynced {
                     part.tracker.refresh_all();
@@ -785,7 +817,6 @@ impl Machine {
             }
             self.drain_reach(owner);
         }
-        self.start_probes(now);
     }
 
     fn push_verifications(&mut self, owner: StatusId, changes: Vec<VerificationChange>) {
@@ -817,6 +848,7 @@ impl Machine {
         if self.pending > 0 || self.dump == DumpState::Asked {
             return false;
         }
+        self.defer_reach();
         let owners: Vec<ReachId> = self
             .reaches
             .iter()

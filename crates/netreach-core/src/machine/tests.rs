@@ -640,3 +640,43 @@ fn replaying_the_stream_always_ends_in_the_machines_state() {
         }
     }
 }
+
+/// `derive` queues the connectivity change with the model change that caused it (the glue
+/// hands both over at once) and leaves reachability, which may need lookups, to `poll_action`.
+#[test]
+fn derive_queues_connectivity_with_its_cause_and_leaves_reachability() {
+    let mut sim = Sim::new(network());
+    sim.machine
+        .attach_status(STATUS, ConnectivityConfig::default(), None, sim.now);
+    sim.machine.attach_reach(REACH);
+    let t = target(&sim, "198.18.0.2", "198.18.5.1");
+    assert!(sim.machine.add_target(REACH, TargetId::new(1), t));
+    sim.run();
+    while sim.machine.poll_output().is_some() {}
+    let default = sim
+        .kernel
+        .routes()
+        .find(|r| r.family == Family::Ipv4 && r.destination.prefix_len() == 0)
+        .cloned()
+        .expect("a default route");
+    sim.kernel.load(Update::DelRoute(default.clone()));
+    sim.machine
+        .handle_updates([Update::DelRoute(default)], sim.now);
+    sim.machine.derive();
+    let mut kinds = Vec::new();
+    while let Some(o) = sim.machine.poll_output() {
+        kinds.push(match o {
+            Output::Model { .. } => "model",
+            Output::Connectivity { .. } => "connectivity",
+            Output::Reachability { .. } => "reachability",
+            _ => "other",
+        });
+    }
+    assert_eq!(kinds[0], "model");
+    assert!(kinds.contains(&"connectivity"), "{kinds:?}");
+    assert!(!kinds.contains(&"reachability"), "{kinds:?}");
+    // The target's lookup comes from poll_action, and its verdict after the answer.
+    let from = sim.stream.len();
+    sim.run();
+    assert_eq!(reach_news(sim.since(from)).len(), 1);
+}
