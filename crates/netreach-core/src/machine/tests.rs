@@ -98,8 +98,9 @@ fn reach_news(stream: &[Output]) -> Vec<&Reachability> {
         .collect()
 }
 
-#[test]
-fn a_link_going_down_is_judged_once_after_its_silent_route_flush() {
+/// The network with a status monitor and one connection target (198.18.0.2 -> 198.18.5.1,
+/// through the default route), its first verdict in.
+fn watched() -> Sim {
     let mut sim = Sim::new(network());
     sim.machine
         .attach_status(STATUS, ConnectivityConfig::default(), None, sim.now);
@@ -107,6 +108,12 @@ fn a_link_going_down_is_judged_once_after_its_silent_route_flush() {
     let t = target(&sim, "198.18.0.2", "198.18.5.1");
     assert!(sim.machine.add_target(REACH, TargetId::new(1), t));
     sim.run();
+    sim
+}
+
+#[test]
+fn a_link_going_down_is_judged_once_after_its_silent_route_flush() {
+    let mut sim = watched();
     assert!(matches!(
         reach_news(&sim.stream)[..],
         [Reachability::Reachable(_)]
@@ -645,13 +652,7 @@ fn replaying_the_stream_always_ends_in_the_machines_state() {
 /// hands both over at once) and leaves reachability, which may need lookups, to `poll_action`.
 #[test]
 fn derive_queues_connectivity_with_its_cause_and_leaves_reachability() {
-    let mut sim = Sim::new(network());
-    sim.machine
-        .attach_status(STATUS, ConnectivityConfig::default(), None, sim.now);
-    sim.machine.attach_reach(REACH);
-    let t = target(&sim, "198.18.0.2", "198.18.5.1");
-    assert!(sim.machine.add_target(REACH, TargetId::new(1), t));
-    sim.run();
+    let mut sim = watched();
     while sim.machine.poll_output().is_some() {}
     let default = sim
         .kernel
