@@ -117,26 +117,6 @@ pub fn netreach_bin() -> PathBuf {
     })
 }
 
-/// Kernel, CPU and core count, for the record.
-fn machine() -> String {
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            Some(
-                l.strip_prefix("model name")?
-                    .split(':')
-                    .nth(1)?
-                    .trim()
-                    .to_owned(),
-            )
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("Linux {}, {cpu}, {cores} cores", kernel.trim())
-}
-
 fn main() {
     if let Ok(ns) = std::env::var(idle::CHILD_NS) {
         idle::child(&ns);
@@ -152,7 +132,7 @@ fn main() {
     }
     let cfg = Config::from_env();
     let start = Instant::now();
-    println!("# netreach issue 14 scenarios\n\n{}\n", machine());
+    println!("# netreach issue 14 scenarios\n\n{}\n", knobs::machine());
     if cfg.wants("attached") {
         attached::run(&cfg);
     }

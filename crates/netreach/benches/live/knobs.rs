@@ -1,4 +1,5 @@
-//! The environment knobs and arguments every benchmark binary here reads the same way.
+//! The environment knobs and arguments every benchmark binary here reads the same way, and the
+//! line that says what machine it ran on.
 
 /// `NETREACH_BENCH_QUICK` set to anything but `0`.
 pub fn quick() -> bool {
@@ -40,4 +41,24 @@ pub fn parts() -> Vec<String> {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect()
+}
+
+/// Kernel, CPU and core count, for the record.
+pub fn machine() -> String {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            Some(
+                l.strip_prefix("model name")?
+                    .split(':')
+                    .nth(1)?
+                    .trim()
+                    .to_owned(),
+            )
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("Linux {}, {cpu}, {cores} cores", kernel.trim())
 }

@@ -54,26 +54,6 @@ impl Config {
     }
 }
 
-/// Kernel, CPU and core count, for the record.
-fn machine() -> String {
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            Some(
-                l.strip_prefix("model name")?
-                    .split(':')
-                    .nth(1)?
-                    .trim()
-                    .to_owned(),
-            )
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("Linux {}, {cpu}, {cores} cores", kernel.trim())
-}
-
 fn main() {
     if let Ok(tool) = std::env::var(snapshot::CHILD_TOOL) {
         let ns = std::env::var(snapshot::CHILD_NS).expect("namespace of the memory child");
@@ -90,7 +70,7 @@ fn main() {
     }
     let cfg = Config::from_env();
     let start = Instant::now();
-    println!("# netreach live benchmark\n\n{}\n", machine());
+    println!("# netreach live benchmark\n\n{}\n", knobs::machine());
 
     if cfg.latency {
         let r = latency::run_all(cfg.reps);

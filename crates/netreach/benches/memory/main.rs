@@ -252,7 +252,10 @@ fn main() {
         );
     }
     let wants = |p: &str| parts.is_empty() || parts.iter().any(|a| a == p);
-    println!("# netreach memory (counting allocator)\n");
+    println!(
+        "# netreach memory (counting allocator)\n\n{}\n",
+        knobs::machine()
+    );
     if wants("interfaces") {
         interfaces(&sizes);
     }
