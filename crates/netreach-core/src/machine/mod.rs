@@ -224,9 +224,9 @@ pub enum Output {
         /// The target.
         target: Target,
         /// Before (`None` for the first report).
-        old: Option<Reachability>,
-        /// Now.
-        new: Reachability,
+        old: Option<Arc<Reachability>>,
+        /// Now (shared by the targets that got the same verdict).
+        new: Arc<Reachability>,
     },
 }
 

@@ -92,7 +92,7 @@ fn reach_news(stream: &[Output]) -> Vec<&Reachability> {
     stream
         .iter()
         .filter_map(|o| match o {
-            Output::Reachability { new, .. } => Some(new),
+            Output::Reachability { new, .. } => Some(&**new),
             _ => None,
         })
         .collect()

@@ -103,6 +103,8 @@
 mod evaluate;
 mod index;
 mod model_lookup;
+mod pending;
+mod slots;
 mod target;
 mod tracker;
 mod verdict;

@@ -15,7 +15,8 @@ use crate::model::{
 };
 use crate::reach::evaluate::LookupAnswer;
 use crate::reach::target::{RouteQuery, Target};
-use crate::reach::tracker::{Action, ConnectionTracker, ReachabilityChange};
+use crate::reach::tracker::{Action, ConnectionTracker, ReachabilityChange, TargetId};
+use crate::reach::verdict::Reachability;
 
 pub(crate) const LO: u32 = 1;
 pub(crate) const ETH0: u32 = 2;
@@ -247,7 +248,22 @@ impl Sim {
         self.tracker.handle_lookup(id, answer, &self.snap);
     }
 
-    pub(crate) fn changes(&mut self) -> Vec<ReachabilityChange> {
-        std::iter::from_fn(|| self.tracker.poll_change()).collect()
+    /// The changes so far, their shared states copied out (comparable with plain values).
+    pub(crate) fn changes(&mut self) -> Vec<Change> {
+        std::iter::from_fn(|| self.tracker.poll_change())
+            .map(|c: ReachabilityChange| Change {
+                target: c.target,
+                old: c.old.as_deref().cloned(),
+                new: Reachability::clone(&c.new),
+            })
+            .collect()
     }
+}
+
+/// A [`ReachabilityChange`] with its states copied out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Change {
+    pub(crate) target: TargetId,
+    pub(crate) old: Option<Reachability>,
+    pub(crate) new: Reachability,
 }

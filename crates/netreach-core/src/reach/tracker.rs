@@ -1,8 +1,9 @@
 //! The connection tracker: the sans-IO state machine that keeps the reachability of many targets
 //! current, asking the kernel for route lookups only for the targets a change can affect.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -12,6 +13,8 @@ use crate::intern::Interned;
 use crate::model::{Family, LinkKind, Route, RouteType, Snapshot};
 use crate::reach::evaluate::{LookupAnswer, evaluate_along};
 use crate::reach::index::TargetIndex;
+use crate::reach::pending::{Need, Pending};
+use crate::reach::slots::Slots;
 use crate::reach::target::{RouteQuery, Target};
 use crate::reach::verdict::{Reachability, Reason};
 
@@ -68,14 +71,17 @@ pub enum Action {
 }
 
 /// A target's reachability changed: reachable or not, the reason, or the path.
+///
+/// The states are shared: the targets one change affects mostly share their verdict, and
+/// 10,000 of them hand out one value, not 10,000 copies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReachabilityChange {
     /// Which target.
     pub target: TargetId,
     /// What was reported before; `None` for the first report of a target.
-    pub old: Option<Reachability>,
+    pub old: Option<Arc<Reachability>>,
     /// What holds now.
-    pub new: Reachability,
+    pub new: Arc<Reachability>,
 }
 
 impl fmt::Display for ReachabilityChange {
@@ -116,15 +122,6 @@ struct Entry {
     held_back: u8,
     /// Sorted, without duplicates: the bound interface and those of the last known path.
     interfaces: Vec<u32>,
-}
-
-/// What a model event means for a target.
-#[derive(Debug, Clone, Copy, Default)]
-struct Need {
-    /// The snapshot alone may change the verdict: evaluate the last answer again.
-    reevaluate: bool,
-    /// The kernel's route choice may change: look up again.
-    lookup: bool,
 }
 
 const REEVALUATE: Need = Need {
@@ -208,7 +205,7 @@ const BOTH: Need = Need {
 /// let change = tracker.poll_change().unwrap();
 /// assert_eq!(change.target, id);
 /// assert_eq!(change.old, None);
-/// assert!(matches!(change.new, Reachability::Reachable(_)));
+/// assert!(matches!(*change.new, Reachability::Reachable(_)));
 /// assert!(tracker.poll_change().is_none());
 /// # Ok::<(), netreach_core::reach::TargetError>(())
 /// ```
@@ -216,19 +213,24 @@ const BOTH: Need = Need {
 pub struct ConnectionTracker {
     next_target: u64,
     next_lookup: u64,
-    entries: BTreeMap<TargetId, Entry>,
-    lookups: BTreeMap<LookupId, TargetId>,
+    /// By slot, and lookups in a hash map with a fixed seed: a target is looked up by id
+    /// several times per change, and nothing iterates them where the order shows (see
+    /// [`ConnectionTracker::targets`]).
+    entries: Slots<Entry>,
+    lookups: IdMap<LookupId, TargetId>,
     queued: VecDeque<LookupId>,
     changes: VecDeque<ReachabilityChange>,
     index: TargetIndex,
     /// Targets that events named and that are not re-evaluated or queued yet (see
     /// [`ConnectionTracker::defer_events`]).
-    pending: BTreeMap<TargetId, Need>,
+    pending: Pending,
     /// Targets the last `handle_events` looked at (a measure of its work, for tests).
     examined: usize,
     answers: Interned<LookupAnswer>,
     verdicts: Interned<Reachability>,
 }
+
+type IdMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 impl ConnectionTracker {
     /// A tracker with no targets.
@@ -249,23 +251,21 @@ impl ConnectionTracker {
     /// nothing, when the id is taken. Ids taken this way are never handed out by
     /// [`ConnectionTracker::add`].
     pub fn insert(&mut self, id: TargetId, target: Target) -> bool {
-        if self.entries.contains_key(&id) {
+        let entry = Entry {
+            interfaces: target.interface().into_iter().collect(),
+            target,
+            reported: None,
+            answer: None,
+            lookup: Lookup::Idle,
+            held_back: 0,
+        };
+        if !self.entries.insert(id, entry) {
             return false;
         }
+        if let Some(e) = self.entries.get(&id) {
+            self.index.insert(id, &e.target, &e.interfaces);
+        }
         self.next_target = self.next_target.max(id.0.saturating_add(1));
-        let interfaces: Vec<u32> = target.interface().into_iter().collect();
-        self.index.insert(id, &target, &interfaces);
-        self.entries.insert(
-            id,
-            Entry {
-                target,
-                reported: None,
-                answer: None,
-                lookup: Lookup::Idle,
-                held_back: 0,
-                interfaces,
-            },
-        );
         self.queue_lookup(id);
         true
     }
@@ -279,7 +279,7 @@ impl ConnectionTracker {
         }
         self.index.remove(id, &entry.target, &entry.interfaces);
         self.changes.retain(|c| c.target != id);
-        self.pending.remove(&id);
+        self.pending.remove(id);
         Some(entry.target)
     }
 
@@ -307,13 +307,12 @@ impl ConnectionTracker {
     /// Until `work` has done them all, [`has_work`](Self::has_work) is true.
     pub fn defer_events(&mut self, events: &[Event]) {
         let mut needs = std::mem::take(&mut self.pending);
+        needs.open();
         let mut examined = 0usize;
         let mut mark = |ids: &mut dyn Iterator<Item = TargetId>, need: Need| {
             for id in ids {
                 examined += 1;
-                let n = needs.entry(id).or_default();
-                n.reevaluate |= need.reevaluate;
-                n.lookup |= need.lookup;
+                needs.mark(id, need);
             }
         };
         let ix = &self.index;
@@ -358,6 +357,7 @@ impl ConnectionTracker {
                 }
             }
         }
+        needs.seal();
         self.examined = examined;
         self.pending = needs;
     }
@@ -365,8 +365,9 @@ impl ConnectionTracker {
     /// Re-evaluates or queues at most `limit` of the targets the deferred events named, from
     /// `snapshot` (the current model), in target order; returns how many are left.
     pub fn work(&mut self, snapshot: &Snapshot, limit: usize) -> usize {
+        let mut verdicts = Verdicts::default();
         for _ in 0..limit {
-            let Some((id, need)) = self.pending.pop_first() else {
+            let Some((id, need)) = self.pending.pop() else {
                 break;
             };
             if need.reevaluate {
@@ -378,7 +379,7 @@ impl ConnectionTracker {
                 } else {
                     Report::Any
                 };
-                self.reevaluate(id, snapshot, report);
+                self.reevaluate(id, snapshot, report, &mut verdicts);
             }
             if need.lookup {
                 self.queue_lookup(id);
@@ -389,7 +390,7 @@ impl ConnectionTracker {
 
     /// Deferred targets are left for [`work`](Self::work).
     pub fn has_work(&self) -> bool {
-        !self.pending.is_empty()
+        self.pending.len() > 0
     }
 
     /// The kernel's answer to lookup `id` (see [`Action::LookupRoute`]); `snapshot` is the
@@ -412,7 +413,7 @@ impl ConnectionTracker {
             .set_interfaces(target, &entry.interfaces, &interfaces);
         entry.interfaces = interfaces;
         entry.answer = Some(self.answers.get(answer));
-        if self.pending.get(&target).is_some_and(|n| n.lookup) {
+        if self.pending.get(target).is_some_and(|n| n.lookup) {
             // Events named the target after this lookup was sent and their work is not done:
             // the answer may predate them, and `work` looks the target up again.
             return;
@@ -423,7 +424,7 @@ impl ConnectionTracker {
             return;
         }
         entry.held_back = 0;
-        self.reevaluate(target, snapshot, Report::Any);
+        self.reevaluate(target, snapshot, Report::Any, &mut Verdicts::default());
         if stale {
             self.queue_lookup(target);
         }
@@ -487,7 +488,8 @@ impl ConnectionTracker {
 
     /// Looks every target up again: the answer to any doubt about the model.
     pub fn refresh_all(&mut self) {
-        let ids: Vec<TargetId> = self.entries.keys().copied().collect();
+        let mut ids: Vec<TargetId> = self.entries.keys().copied().collect();
+        ids.sort_unstable();
         for id in ids {
             self.queue_lookup(id);
         }
@@ -505,7 +507,13 @@ impl ConnectionTracker {
 
     /// All watched targets, by id.
     pub fn targets(&self) -> impl ExactSizeIterator<Item = (TargetId, &Target)> {
-        self.entries.iter().map(|(id, e)| (*id, &e.target))
+        let mut all: Vec<(TargetId, &Target)> = self
+            .entries
+            .iter()
+            .map(|(id, e)| (*id, &e.target))
+            .collect();
+        all.sort_unstable_by_key(|(id, _)| *id);
+        all.into_iter()
     }
 
     /// Number of watched targets.
@@ -542,27 +550,98 @@ impl ConnectionTracker {
     }
 
     /// Evaluates the last answer against `snapshot` and reports a change. Nothing before the
-    /// first answer.
-    fn reevaluate(&mut self, target: TargetId, snapshot: &Snapshot, report: Report) {
+    /// first answer. `verdicts` holds those computed from the same `snapshot` before.
+    fn reevaluate(
+        &mut self,
+        target: TargetId,
+        snapshot: &Snapshot,
+        report: Report,
+        verdicts: &mut Verdicts,
+    ) {
         let Some(entry) = self.entries.get_mut(&target) else {
             return;
         };
         let Some(answer) = &entry.answer else {
             return;
         };
-        let new = evaluate_along(entry.target.query(), answer, snapshot, &entry.interfaces);
-        if entry.reported.as_deref() == Some(&new) {
-            return;
+        let new = verdicts.get(entry, answer, snapshot, &mut self.verdicts);
+        if let Some(reported) = &entry.reported {
+            if Arc::ptr_eq(reported, &new) || **reported == *new {
+                return;
+            }
         }
         if report == Report::SnapshotReasons && !decided_by_snapshot(&new) {
             return;
         }
-        let old = entry
-            .reported
-            .replace(self.verdicts.get_cloned(&new))
-            .map(Arc::unwrap_or_clone);
+        let old = entry.reported.replace(Arc::clone(&new));
         self.changes
             .push_back(ReachabilityChange { target, old, new });
+    }
+}
+
+/// The verdicts computed from one snapshot, by what they depend on: a verdict is a function of
+/// the local address, the bound interface, the kernel's answer and the last known path (the
+/// remote only through its family, which is the local address's), so the 10,000 targets behind
+/// one route and one local address are judged once. Lives for one call: the snapshot may
+/// change after it.
+#[derive(Debug, Default)]
+struct Verdicts {
+    seen: Vec<(Judged, Arc<Reachability>)>,
+}
+
+/// What a verdict was computed from.
+#[derive(Debug)]
+struct Judged {
+    local: IpAddr,
+    interface: Option<u32>,
+    answer: Arc<LookupAnswer>,
+    path: Vec<u32>,
+}
+
+impl Verdicts {
+    /// Distinct inputs remembered: a change affects targets behind a few routes at a time.
+    const KEEP: usize = 8;
+
+    /// The verdict for `entry` with its last `answer`, shared with the targets judged before
+    /// from the same inputs; a new one is shared through `interned` with the last one handed
+    /// out.
+    fn get(
+        &mut self,
+        entry: &Entry,
+        answer: &Arc<LookupAnswer>,
+        snapshot: &Snapshot,
+        interned: &mut Interned<Reachability>,
+    ) -> Arc<Reachability> {
+        let query = entry.target.query();
+        let found = self.seen.iter().find(|(j, _)| {
+            j.local == query.local
+                && j.interface == query.interface
+                && Arc::ptr_eq(&j.answer, answer)
+                && j.path == entry.interfaces
+        });
+        if let Some((_, verdict)) = found {
+            // The rule above, checked wherever debug assertions are on (the tests).
+            debug_assert_eq!(
+                **verdict,
+                evaluate_along(query, answer, snapshot, &entry.interfaces),
+                "a shared verdict differs from the target's own"
+            );
+            return Arc::clone(verdict);
+        }
+        let verdict = interned.get(evaluate_along(query, answer, snapshot, &entry.interfaces));
+        if self.seen.len() == Self::KEEP {
+            self.seen.remove(0);
+        }
+        self.seen.push((
+            Judged {
+                local: query.local,
+                interface: query.interface,
+                answer: Arc::clone(answer),
+                path: entry.interfaces.clone(),
+            },
+            Arc::clone(&verdict),
+        ));
+        verdict
     }
 }
 

@@ -4,7 +4,7 @@
 
 use crate::event::Update;
 use crate::model::{Family, Interface, LinkKind, Route, Rule};
-use crate::reach::sim::{ETH0, LO, Sim, WLAN0, addr, ip, network, route, running};
+use crate::reach::sim::{Change, ETH0, LO, Sim, WLAN0, addr, ip, network, route, running};
 use crate::reach::{
     Action, NamedInterface, Path, Reachability, ReachabilityChange, Reason, Target, TargetId,
 };
@@ -71,7 +71,7 @@ fn first_report_follows_the_first_answer() {
     let want = via("198.18.0.1", ETH0, "eth0");
     assert_eq!(
         sim.changes(),
-        [ReachabilityChange {
+        [Change {
             target: id,
             old: None,
             new: want.clone()
@@ -398,7 +398,7 @@ fn unrelated_changes_queue_no_lookup_at_scale() {
 fn changes_serialise_for_machines() {
     let (mut sim, ids) = started(&[("198.18.0.2", "198.18.5.1")]);
     sim.apply([link(&sim, ETH0, |i| i.carrier = false)]);
-    let c = sim.changes().remove(0);
+    let c: ReachabilityChange = sim.tracker.poll_change().unwrap();
     assert_eq!(c.target, ids[0]);
     let json = serde_json::to_value(&c).unwrap();
     assert_eq!(
