@@ -533,7 +533,7 @@ pub extern "C" fn netreach_connection_monitor_next_event(
                         id.as_u64(),
                         seq,
                         cause_seq,
-                        state(old.as_ref()),
+                        state(old.as_deref()),
                         Some(new),
                     );
                 }
@@ -559,7 +559,7 @@ pub extern "C" fn netreach_connection_monitor_next_event(
             seq,
             cause_seq,
             previous,
-            reachability: reachability(now.as_ref(), &mut h.strings),
+            reachability: reachability(now.as_deref(), &mut h.strings),
         });
         Ok(())
     })

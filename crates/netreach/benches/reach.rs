@@ -34,6 +34,7 @@ mod netlink;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::Ns;
@@ -104,7 +105,8 @@ fn main() {
     let near_ids: HashSet<TargetId> = near.iter().map(Watch::id).collect();
     let all: HashSet<TargetId> = far_ids.union(&near_ids).copied().collect();
     assert!(
-        all.iter().all(|id| r.states.get(id).is_some_and(reachable)),
+        all.iter()
+            .all(|id| r.states.get(id).is_some_and(|s| reachable(s))),
         "every target is reachable at the start"
     );
 
@@ -276,7 +278,7 @@ struct Sample {
 struct Reader<'a> {
     sub: ReachSubscription,
     model: Subscription,
-    states: HashMap<TargetId, Reachability>,
+    states: HashMap<TargetId, Arc<Reachability>>,
     targets: HashMap<TargetId, RouteQuery>,
     /// The barrier target, its namespace, and whether its route is in place.
     barrier: TargetId,
@@ -316,31 +318,41 @@ impl<'a> Reader<'a> {
         for (id, target, state) in targets {
             r.targets.insert(id, *target.query());
             if let Some(state) = state {
-                r.states.insert(id, state);
+                r.states.insert(id, Arc::new(state));
             }
         }
         r
     }
 
-    /// Reads until every target of `ids` is in a state `want` accepts.
+    /// Reads until every target of `ids` is in a state `want` accepts. The loop does no more
+    /// than a lean subscriber would (flags by id, a log); the maps are kept after it, so that
+    /// the reader's own bookkeeping does not hold up the notifications it times.
     fn until(
         &mut self,
         ids: &HashSet<TargetId>,
         what: &str,
         want: impl Fn(&Reachability) -> bool,
     ) -> Seen {
-        let mut ok: HashSet<TargetId> = ids
-            .iter()
-            .filter(|id| self.states.get(id).is_some_and(&want))
-            .copied()
-            .collect();
+        let slot = |id: TargetId| usize::try_from(id.as_u64()).expect("a small id");
+        let size = ids.iter().map(|id| slot(*id) + 1).max().unwrap_or(0);
+        let mut wanted = vec![false; size];
+        let mut ok = vec![false; size];
+        let mut left = ids.len();
+        for id in ids {
+            wanted[slot(*id)] = true;
+            if self.states.get(id).is_some_and(|s| want(s)) {
+                ok[slot(*id)] = true;
+                left -= 1;
+            }
+        }
         let mut seen = Seen {
             first: None,
             last: Instant::now(),
             last_published: None,
             changed: HashMap::new(),
         };
-        while ok.len() < ids.len() {
+        let mut log = Vec::with_capacity(ids.len());
+        while left > 0 {
             match self.sub.recv_timeout(WAIT) {
                 Some(ReachNotification::Changed {
                     id,
@@ -350,27 +362,35 @@ impl<'a> Reader<'a> {
                     ..
                 }) => {
                     let now = Instant::now();
-                    if ids.contains(&id) {
+                    let k = slot(id);
+                    if wanted.get(k).copied().unwrap_or(false) {
                         seen.first.get_or_insert(now);
                         seen.last = now;
                         seen.last_published = Some(time);
-                        if want(&new) {
-                            ok.insert(id);
-                        } else {
-                            ok.remove(&id);
+                        let good = want(&new);
+                        if good != ok[k] {
+                            ok[k] = good;
+                            if good {
+                                left -= 1;
+                            } else {
+                                left += 1;
+                            }
                         }
                     }
-                    *seen.changed.entry(id).or_default() += 1;
-                    self.targets.insert(id, *target.query());
-                    self.states.insert(id, new);
+                    log.push((id, target, new));
                 }
                 Some(other) => panic!("{what}: unexpected {other:?}"),
                 None => panic!(
                     "{what}: {} of {} targets after {WAIT:?}",
-                    ok.len(),
+                    ids.len() - left,
                     ids.len()
                 ),
             }
+        }
+        for (id, target, new) in log {
+            *seen.changed.entry(id).or_default() += 1;
+            self.targets.insert(id, *target.query());
+            self.states.insert(id, new);
         }
         seen
     }

@@ -58,9 +58,9 @@ pub enum ReachNotification {
         /// The target.
         target: Target,
         /// Before (`None` for the first report).
-        old: Option<Reachability>,
-        /// Now.
-        new: Reachability,
+        old: Option<Arc<Reachability>>,
+        /// Now (one value shared by the targets that got the same verdict).
+        new: Arc<Reachability>,
     },
     /// The subscriber fell behind and changes were dropped; read the current states with
     /// [`ConnectionMonitor::reachability`].
@@ -379,18 +379,16 @@ impl ConnectionMonitor {
         // Under the hub's lock, which the thread holds while it publishes: each change is
         // either in the states below or in this subscription's queue, never both or neither.
         let (reader, targets) = Reader::new(self.monitor.hub(), interest, QUEUE, |st| {
-            let mut targets: Vec<_> = st
-                .reaches
+            // In target order (the map's).
+            st.reaches
                 .get(&owner)
                 .map(|v| {
                     v.targets
                         .iter()
                         .map(|(id, (t, r))| (*id, t.clone(), r.as_deref().cloned()))
-                        .collect()
+                        .collect::<Vec<_>>()
                 })
-                .unwrap_or_default();
-            targets.sort_unstable_by_key(|(id, _, _)| *id);
-            targets
+                .unwrap_or_default()
         });
         ReachSubscription {
             reader,

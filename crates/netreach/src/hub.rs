@@ -13,16 +13,16 @@
 //! saw and the current one, derived changes into the current values (see the subscription
 //! types).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::{Instant, SystemTime};
 
+use netreach_core::Snapshot;
 use netreach_core::connectivity::Connectivity;
 use netreach_core::machine::{ReachId, StatusId};
 use netreach_core::probe::Verification;
 use netreach_core::reach::{Reachability, Target, TargetId};
-use netreach_core::{Interned, Snapshot};
 
 use crate::Notification;
 
@@ -91,11 +91,13 @@ pub(crate) struct StatusView {
 /// The published view of a connection monitor.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ReachView {
-    /// Every watched target and its last reported state. Targets are added and removed by the
-    /// handles (so a new subscription sees a target at once), states by the monitor's thread.
-    pub(crate) targets: HashMap<TargetId, (Target, Option<Arc<Reachability>>)>,
-    /// Equal states of targets are one value (see [`Interned`]).
-    pub(crate) states: Interned<Reachability>,
+    /// Every watched target and its last reported state (shared with the targets that got the
+    /// same verdict). Targets are added and removed by the handles (so a new subscription sees
+    /// a target at once), states by the monitor's thread. Ordered: the states of a change come
+    /// in target order, so that each search runs down the nodes the previous one loaded (a
+    /// hash map put each of 10,000 targets on a cache line of its own, and finding it was most
+    /// of the cost of publishing a verdict).
+    pub(crate) targets: BTreeMap<TargetId, (Target, Option<Arc<Reachability>>)>,
     pub(crate) lookups: u64,
 }
 
@@ -366,7 +368,7 @@ impl HubState {
             (Tag::Reach(owner), Notification::Reachability { id, new, .. }) => {
                 if let Some(v) = self.reaches.get_mut(&owner) {
                     if let Some(entry) = v.targets.get_mut(id) {
-                        entry.1 = Some(v.states.get_cloned(new));
+                        entry.1 = Some(Arc::clone(new));
                     }
                 }
             }
@@ -418,6 +420,23 @@ impl Queue {
         let item = self.items.pop_front()?;
         self.reading = item.batch;
         Some(item)
+    }
+
+    /// Moves every queued item to the end of `into` (empty: it swaps with the queue, so each
+    /// side keeps reusing its allocation), remembering the last one's batch as the one being
+    /// read: the reader holds its start, so the rest of it must reach the reader. `false`
+    /// when there was none.
+    pub(crate) fn take_all(&mut self, into: &mut VecDeque<Item>) -> bool {
+        let Some(last) = self.items.back() else {
+            return false;
+        };
+        self.reading = last.batch;
+        if into.is_empty() {
+            std::mem::swap(into, &mut self.items);
+        } else {
+            into.append(&mut self.items);
+        }
+        true
     }
 
     pub(crate) fn set_waker(&mut self, waker: &Waker) {

@@ -255,7 +255,7 @@ fn reach_changed(
 ) -> impl Fn(&ReachNotification) -> bool {
     move |n| {
         matches!(n, ReachNotification::Changed { id: i, new, .. }
-            if *i == id && matches!(new, Reachability::Reachable(_)) == reachable)
+            if *i == id && matches!(**new, Reachability::Reachable(_)) == reachable)
     }
 }
 

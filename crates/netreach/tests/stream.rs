@@ -92,7 +92,7 @@ fn derived_changes_follow_the_model_change_that_caused_them_in_one_order() {
                 level |= connectivity.ipv4 != Level::Internet
             }
             Notification::Reachability { id, new, .. } if *id == watch.id() => {
-                verdict |= matches!(new, Reachability::Unreachable(Reason::NoRoute));
+                verdict |= matches!(**new, Reachability::Unreachable(Reason::NoRoute));
             }
             _ => {}
         }
@@ -119,7 +119,7 @@ fn derived_changes_follow_the_model_change_that_caused_them_in_one_order() {
                 level |= connectivity.ipv4 == Level::Internet
             }
             Notification::Reachability { id, new, .. } if *id == watch.id() => {
-                verdict |= matches!(new, Reachability::Reachable(_));
+                verdict |= matches!(**new, Reachability::Reachable(_));
             }
             _ => {}
         }

@@ -9,6 +9,7 @@
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv6Addr};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use netreach::core::reach::{InterfaceRef, LookupSource, Reachability, Target};
 use netreach::{ConnectionMonitor, Family, Monitor, ReachNotification, Snapshot};
@@ -166,7 +167,7 @@ fn watch(monitor: &Monitor, conn: &ConnectionMonitor, target: &Target, as_json: 
                 time,
                 new,
                 ..
-            } if id == watch.id() => (Some((seq, cause_seq)), time, new),
+            } if id == watch.id() => (Some((seq, cause_seq)), time, Arc::unwrap_or_clone(new)),
             // Fell behind (it takes 65,536 unread changes): say so with the state now, if it
             // moved.
             ReachNotification::Lagged { time } => match conn.reachability(watch.id()) {

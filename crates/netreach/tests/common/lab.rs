@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
 
 use netreach::core::reach::{Path, Reachability, Reason, TargetId};
@@ -229,6 +230,7 @@ impl Watcher {
     pub fn next(&mut self, timeout: Duration) -> Option<(TargetId, Reachability)> {
         match self.sub.recv_timeout(timeout)? {
             ReachNotification::Changed { id, old, new, .. } => {
+                let (old, new) = (old.as_deref().cloned(), Arc::unwrap_or_clone(new));
                 let before = self.states.insert(id, new.clone());
                 assert_eq!(
                     old, before,
