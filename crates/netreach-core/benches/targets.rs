@@ -54,16 +54,18 @@ fn network() -> Snapshot {
 
 /// Does what the driver does: takes actions until there are none, draining the outputs as
 /// they become ready and gathering the lookups, then answers the lookups (from the model) and
-/// goes round again. Returns how many reachability outputs came and when the last one was
-/// drained.
-fn run(m: &mut Machine, now: Instant) -> (usize, Instant) {
+/// goes round again. Returns how many reachability outputs came and when the first and the
+/// last one were drained.
+fn run(m: &mut Machine, now: Instant) -> (usize, Instant, Instant) {
     let mut verdicts = 0;
+    let mut first = None;
     let mut last = Instant::now();
     let mut drain = |m: &mut Machine| {
         while let Some(o) = m.poll_output() {
             if matches!(o, Output::Reachability { .. }) {
                 verdicts += 1;
                 last = Instant::now();
+                first.get_or_insert(last);
             }
         }
     };
@@ -77,7 +79,7 @@ fn run(m: &mut Machine, now: Instant) -> (usize, Instant) {
         }
         drain(m);
         if lookups.is_empty() {
-            return (verdicts, last);
+            return (verdicts, first.unwrap_or(last), last);
         }
         for (owner, id, query) in lookups {
             let answer = lookup_in_model(&query, m.snapshot());
@@ -103,14 +105,14 @@ fn main() {
     }
     assert_eq!(run(&mut m, now).0, TARGETS as usize);
     println!(
-        "| round | link down: verdicts | last verdict | all done | per target | link up: verdicts | last verdict | all done | per target |"
+        "| round | link down: verdicts | first verdict | last verdict | all done | per target | link up: verdicts | last verdict | all done | per target |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for round in 1..=rounds {
         let t = Instant::now();
         let t_down = t;
         m.handle_updates([Update::NewLink(eth0(false))], now);
-        let (down, down_last) = run(&mut m, now);
+        let (down, down_first, down_last) = run(&mut m, now);
         let d = t.elapsed();
         // Up again, with the routes the kernel adds back.
         let t = Instant::now();
@@ -121,10 +123,11 @@ fn main() {
             replace: false,
         }));
         m.handle_updates(ups, now);
-        let (up, up_last) = run(&mut m, now);
+        let (up, _, up_last) = run(&mut m, now);
         let u = t.elapsed();
         println!(
-            "| {round} | {down} | {:.2?} | {d:.2?} | {:.0} ns | {up} | {:.2?} | {u:.2?} | {:.0} ns |",
+            "| {round} | {down} | {:.2?} | {:.2?} | {d:.2?} | {:.0} ns | {up} | {:.2?} | {u:.2?} | {:.0} ns |",
+            down_first - t_down,
             down_last - t_down,
             d.as_nanos() as f64 / down.max(1) as f64,
             up_last - t,

@@ -432,7 +432,14 @@ impl Driver {
 
 fn to_notification(o: Output, time: SystemTime) -> (Tag, Notification) {
     match o {
-        Output::Model { seq, event } => (Tag::Model, Notification::Change { seq, time, event }),
+        Output::Model { seq, event } => (
+            Tag::Model,
+            Notification::Change {
+                seq,
+                time,
+                event: *event,
+            },
+        ),
         Output::Resynced { seq } => (Tag::Model, Notification::Resynced { seq, time }),
         Output::Connectivity {
             seq,
@@ -446,7 +453,7 @@ fn to_notification(o: Output, time: SystemTime) -> (Tag, Notification) {
                 seq,
                 cause_seq: cause,
                 time,
-                change,
+                change: *change,
                 connectivity,
             },
         ),
@@ -463,8 +470,8 @@ fn to_notification(o: Output, time: SystemTime) -> (Tag, Notification) {
                 seq,
                 cause_seq: cause,
                 time,
-                change,
-                verification,
+                change: *change,
+                verification: *verification,
                 connectivity,
             },
         ),

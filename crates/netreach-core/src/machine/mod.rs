@@ -174,8 +174,9 @@ pub enum Output {
     Model {
         /// Its sequence number.
         seq: u64,
-        /// What changed.
-        event: Event,
+        /// What changed (boxed, as the other large payloads: the stream's items are as large
+        /// as the largest, and a verdict, the item 10,000 targets bring at once, is small).
+        event: Box<Event>,
     },
     /// Notifications were lost and the state was dumped again; the differences were the model
     /// outputs just before this one.
@@ -192,7 +193,7 @@ pub enum Output {
         /// Which status monitor.
         owner: StatusId,
         /// What changed and why.
-        change: ConnectivityChange,
+        change: Box<ConnectivityChange>,
         /// Connectivity after the change.
         connectivity: Connectivity,
     },
@@ -205,9 +206,9 @@ pub enum Output {
         /// Which status monitor.
         owner: StatusId,
         /// What changed.
-        change: VerificationChange,
+        change: Box<VerificationChange>,
         /// The summary after it.
-        verification: Verification,
+        verification: Box<Verification>,
         /// Connectivity now.
         connectivity: Connectivity,
     },
@@ -753,7 +754,7 @@ impl Machine {
             }
             self.outputs.push_back(Output::Model {
                 seq: self.seq,
-                event: event.clone(),
+                event: Box::new(event.clone()),
             });
         }
         if self.batch.is_empty() {
@@ -788,7 +789,7 @@ impl Machine {
                     seq: self.seq,
                     cause: self.model_seq,
                     owner,
-                    change,
+                    change: Box::new(change),
                     connectivity,
                 });
             }
@@ -833,8 +834,8 @@ impl Machine {
                 seq: self.seq,
                 cause: self.model_seq,
                 owner,
-                change,
-                verification: verification.clone(),
+                change: Box::new(change),
+                verification: Box::new(verification.clone()),
                 connectivity: part.connectivity().clone(),
             });
         }
@@ -917,7 +918,9 @@ impl Machine {
 /// A queue that held a burst (10,000 targets' first reports) keeps its capacity; give it back
 /// once drained, so that the burst's memory is not held for ever.
 pub(crate) fn shrink<T>(queue: &mut VecDeque<T>) {
-    const KEEP: usize = 64;
+    // More than a slice of work's outputs (see `REACH_SLICE`): a queue that shrank after every
+    // slice allocated and freed (and the allocator mapped and unmapped) its memory each time.
+    const KEEP: usize = 2 * REACH_SLICE;
     if queue.capacity() > 4 * KEEP {
         queue.shrink_to(KEEP);
     }

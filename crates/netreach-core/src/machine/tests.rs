@@ -82,7 +82,7 @@ fn connectivity_changes(stream: &[Output]) -> Vec<&ConnectivityChange> {
     stream
         .iter()
         .filter_map(|o| match o {
-            Output::Connectivity { change, .. } => Some(change),
+            Output::Connectivity { change, .. } => Some(&**change),
             _ => None,
         })
         .collect()
@@ -147,13 +147,7 @@ fn a_link_going_down_is_judged_once_after_its_silent_route_flush() {
     let removed_routes = out[..first_derived]
         .iter()
         .filter(|o| {
-            matches!(
-                o,
-                Output::Model {
-                    event: Event::RouteRemoved(_),
-                    ..
-                }
-            )
+            matches!(o, Output::Model { event, .. } if matches!(**event, Event::RouteRemoved(_)))
         })
         .count();
     assert!(removed_routes >= 3, "{out:#?}");
@@ -277,13 +271,7 @@ fn a_failed_route_refresh_becomes_a_resync_and_the_machine_goes_on() {
     sim.notify(vec![Update::NewAddress(addr(WLAN0, "198.18.1.9/24"))]);
     assert!(matches!(
         sim.since(from),
-        [
-            Output::Model {
-                event: Event::AddressAdded(_),
-                ..
-            },
-            ..
-        ]
+        [Output::Model { event, .. }, ..] if matches!(**event, Event::AddressAdded(_))
     ));
 }
 
@@ -316,13 +304,8 @@ fn failed_full_dumps_are_retried_with_backoff_until_one_succeeds() {
     assert_eq!(sim.machine.poll_timeout(), None, "idle again");
     assert!(matches!(
         &sim.stream[..],
-        [
-            Output::Model {
-                event: Event::AddressAdded(_),
-                seq: 1
-            },
-            Output::Resynced { seq: 2 }
-        ]
+        [Output::Model { event, seq: 1 }, Output::Resynced { seq: 2 }]
+            if matches!(**event, Event::AddressAdded(_))
     ));
 }
 

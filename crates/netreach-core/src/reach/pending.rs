@@ -2,9 +2,10 @@
 //! done it: a vector sorted by target, consumed from the front.
 //!
 //! A link going down names 10,000 targets two or three times (the link, the routes flushed
-//! with it); an ordered map paid a search and often an allocation for each mark. The marks are
-//! pushed as the index yields them (each event's in target order), then sorted once (runs that
-//! are already sorted merge in linear time) and merged.
+//! with it); an ordered map paid a search and often an allocation for each mark, and sorting
+//! all marks at the end about 50 instructions a mark. Each event's targets come as one run
+//! (the index yields most runs in target order already; the others are sorted), merged in one
+//! linear pass with the targets already marked.
 
 use crate::reach::tracker::TargetId;
 
@@ -29,34 +30,51 @@ impl Need {
 /// The targets left to do, each once, in target order.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
-    /// From `next` on: sorted by target, one entry per target (between [`Pending::mark`] and
-    /// [`Pending::seal`], new marks follow unsorted).
+    /// From `next` on: sorted by target, one entry per target.
     marks: Vec<(TargetId, Need)>,
     next: usize,
+    /// The run being merged, and the merge's output (kept to reuse their memory in a batch).
+    run: Vec<TargetId>,
+    merged: Vec<(TargetId, Need)>,
 }
 
 impl Pending {
-    /// Starts adding marks: what is done already is dropped.
-    pub(crate) fn open(&mut self) {
-        self.marks.drain(..self.next);
-        self.next = 0;
-    }
-
-    /// Adds a mark (after [`Pending::open`], before [`Pending::seal`]).
-    pub(crate) fn mark(&mut self, id: TargetId, need: Need) {
-        self.marks.push((id, need));
-    }
-
-    /// Sorts the marks by target and merges those of one target.
-    pub(crate) fn seal(&mut self) {
-        self.marks.sort_by_key(|(id, _)| *id);
-        self.marks.dedup_by(|later, kept| {
-            let same = later.0 == kept.0;
-            if same {
-                kept.1 = kept.1.or(later.1);
+    /// Marks the targets `ids` (one event's, in any order) with `need`; returns how many.
+    pub(crate) fn mark(&mut self, ids: impl Iterator<Item = TargetId>, need: Need) -> usize {
+        self.run.clear();
+        self.run.extend(ids);
+        let count = self.run.len();
+        if count == 0 {
+            return 0;
+        }
+        if !self.run.is_sorted() {
+            self.run.sort_unstable();
+        }
+        self.run.dedup();
+        let left = &self.marks[self.next..];
+        self.merged.clear();
+        self.merged.reserve(left.len() + self.run.len());
+        let (mut a, mut b) = (0, 0);
+        while a < left.len() && b < self.run.len() {
+            let (id, n) = left[a];
+            let other = self.run[b];
+            if id < other {
+                self.merged.push((id, n));
+                a += 1;
+            } else if other < id {
+                self.merged.push((other, need));
+                b += 1;
+            } else {
+                self.merged.push((id, n.or(need)));
+                a += 1;
+                b += 1;
             }
-            same
-        });
+        }
+        self.merged.extend_from_slice(&left[a..]);
+        self.merged.extend(self.run[b..].iter().map(|id| (*id, need)));
+        std::mem::swap(&mut self.marks, &mut self.merged);
+        self.next = 0;
+        count
     }
 
     /// What is left to do for a target.
@@ -99,7 +117,7 @@ impl Pending {
         self.marks.clear();
         self.next = 0;
         if self.marks.capacity() > 256 {
-            self.marks = Vec::new();
+            *self = Pending::default();
         }
     }
 }
@@ -123,24 +141,18 @@ mod tests {
 
     #[test]
     fn marks_come_out_once_per_target_in_order_with_their_needs_merged() {
+        let ids = |v: &[u64]| v.iter().map(|i| TargetId(*i)).collect::<Vec<_>>().into_iter();
         let mut p = Pending::default();
-        p.open();
-        for id in [5, 1, 3] {
-            p.mark(TargetId(id), R);
-        }
-        for id in [1, 2, 5] {
-            p.mark(TargetId(id), L);
-        }
-        p.seal();
+        assert_eq!(p.mark(ids(&[5, 1, 3, 1]), R), 4);
+        assert_eq!(p.mark(ids(&[1, 2, 5]), L), 3);
+        assert_eq!(p.mark(ids(&[]), L), 0);
         assert_eq!(p.len(), 4);
         assert_eq!(p.get(TargetId(1)), Some(B));
         assert_eq!(p.get(TargetId(4)), None);
         assert_eq!(p.pop(), Some((TargetId(1), B)));
         // Marks added while some are left merge with those.
-        p.open();
-        p.mark(TargetId(3), L);
-        p.mark(TargetId(0), R);
-        p.seal();
+        p.mark(ids(&[3]), L);
+        p.mark(ids(&[0]), R);
         p.remove(TargetId(5));
         let rest: Vec<_> = std::iter::from_fn(|| p.pop()).collect();
         assert_eq!(rest, [(TargetId(0), R), (TargetId(2), L), (TargetId(3), B)]);

@@ -307,13 +307,9 @@ impl ConnectionTracker {
     /// Until `work` has done them all, [`has_work`](Self::has_work) is true.
     pub fn defer_events(&mut self, events: &[Event]) {
         let mut needs = std::mem::take(&mut self.pending);
-        needs.open();
         let mut examined = 0usize;
         let mut mark = |ids: &mut dyn Iterator<Item = TargetId>, need: Need| {
-            for id in ids {
-                examined += 1;
-                needs.mark(id, need);
-            }
+            examined += needs.mark(ids, need);
         };
         let ix = &self.index;
         for event in events {
@@ -357,7 +353,6 @@ impl ConnectionTracker {
                 }
             }
         }
-        needs.seal();
         self.examined = examined;
         self.pending = needs;
     }
