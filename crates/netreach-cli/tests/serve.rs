@@ -10,7 +10,7 @@ mod common;
 mod schema;
 mod serve_util;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -157,8 +157,23 @@ fn events_in_order_and_after_a_reconnect() {
         check.line(&e.data);
     }
     assert_eq!(leaver.until("ready", 1)[0].event, "ready");
-    // curl's ready line says it is live.
-    std::thread::sleep(Duration::from_millis(300));
+    // curl is live once its ready event is out: a thread reads its output and says when.
+    let (live, curl_live) = std::sync::mpsc::channel();
+    let curl_out = curl.stdout.take().unwrap();
+    let curl_reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        for line in BufReader::new(curl_out).lines().map_while(Result::ok) {
+            if line == "event: ready" {
+                let _ = live.send(());
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    });
+    curl_live
+        .recv_timeout(Duration::from_secs(20))
+        .expect("curl's ready event");
     ns.ip("route add 198.18.40.0/24 via 198.18.20.1");
     let first = leaver.until("route_added", 50);
     let resume = first.last().unwrap().id.unwrap();
@@ -220,12 +235,7 @@ fn events_in_order_and_after_a_reconnect() {
     // curl printed the same events as the Rust client, once the service ends its stream.
     let mut srv = srv;
     assert!(srv.terminate().success());
-    let mut out = String::new();
-    curl.stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let out = curl_reader.join().unwrap();
     let _ = curl.wait();
     let curl_ids: Vec<u64> = out
         .lines()
