@@ -432,14 +432,7 @@ impl Driver {
 
 fn to_notification(o: Output, time: SystemTime) -> (Tag, Notification) {
     match o {
-        Output::Model { seq, event } => (
-            Tag::Model,
-            Notification::Change {
-                seq,
-                time,
-                event: *event,
-            },
-        ),
+        Output::Model { seq, event } => (Tag::Model, Notification::Change { seq, time, event }),
         Output::Resynced { seq } => (Tag::Model, Notification::Resynced { seq, time }),
         Output::Connectivity {
             seq,
@@ -453,7 +446,7 @@ fn to_notification(o: Output, time: SystemTime) -> (Tag, Notification) {
                 seq,
                 cause_seq: cause,
                 time,
-                change: *change,
+                change,
                 connectivity,
             },
         ),
@@ -470,8 +463,8 @@ fn to_notification(o: Output, time: SystemTime) -> (Tag, Notification) {
                 seq,
                 cause_seq: cause,
                 time,
-                change: *change,
-                verification: *verification,
+                change,
+                verification,
                 connectivity,
             },
         ),

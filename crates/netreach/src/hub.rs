@@ -361,7 +361,7 @@ impl HubState {
                 },
             ) => {
                 if let Some(v) = self.statuses.get_mut(&id) {
-                    v.verification = verification.clone();
+                    v.verification = Verification::clone(verification);
                     v.connectivity = connectivity.clone();
                 }
             }

@@ -46,8 +46,9 @@ pub enum Notification {
         seq: u64,
         /// When the monitor learnt of it.
         time: SystemTime,
-        /// What changed.
-        event: Event,
+        /// What changed. Boxed, as the other large payloads: every item of a queue is as large
+        /// as the largest kind, and the kind that comes by the thousand (a verdict) is small.
+        event: Box<Event>,
     },
     /// The monitor lost kernel notifications (socket overflow), dumped the state again, and
     /// sent the difference as ordinary changes just before this marker.
@@ -74,7 +75,7 @@ pub enum Notification {
         /// When.
         time: SystemTime,
         /// What changed and why.
-        change: ConnectivityChange,
+        change: Box<ConnectivityChange>,
         /// Connectivity after the change.
         connectivity: Connectivity,
     },
@@ -87,9 +88,9 @@ pub enum Notification {
         /// When.
         time: SystemTime,
         /// What changed.
-        change: VerificationChange,
+        change: Box<VerificationChange>,
         /// The summary after it.
-        verification: Verification,
+        verification: Box<Verification>,
         /// Connectivity now.
         connectivity: Connectivity,
     },
@@ -485,7 +486,7 @@ impl ModelAdapter {
             self.pending.push_back(Notification::Change {
                 seq: first + i as u64 + 1,
                 time,
-                event,
+                event: Box::new(event),
             });
         }
         if resynced {
@@ -579,7 +580,7 @@ mod tests {
                     let n = Notification::Change {
                         seq: self.seq,
                         time,
-                        event,
+                        event: Box::new(event),
                     };
                     (Tag::Model, n)
                 })

@@ -235,11 +235,11 @@ fn expect_end<S: Stream>(s: &mut S, what: &str) {
 }
 
 fn default_route_removed(n: &Notification) -> bool {
-    matches!(n, Notification::Change { event: Event::RouteRemoved(r), .. } if r.is_default())
+    matches!(n, Notification::Change { event, .. } if matches!(&**event, Event::RouteRemoved(r) if r.is_default()))
 }
 
 fn default_route_added(n: &Notification) -> bool {
-    matches!(n, Notification::Change { event: Event::RouteAdded(r), .. } if r.is_default())
+    matches!(n, Notification::Change { event, .. } if matches!(&**event, Event::RouteAdded(r) if r.is_default()))
 }
 
 fn status_changed(online: bool) -> impl Fn(&StatusNotification) -> bool {

@@ -101,7 +101,7 @@ fn derived_changes_follow_the_model_change_that_caused_them_in_one_order() {
     let removed = got
         .iter()
         .position(|n| {
-            matches!(n, Notification::Change { event: Event::RouteRemoved(r), .. } if r.is_default())
+            matches!(n, Notification::Change { event, .. } if matches!(&**event, Event::RouteRemoved(r) if r.is_default()))
         })
         .expect("the default route's removal is in the stream");
     let first_derived = got

@@ -214,7 +214,7 @@ impl Fanout {
                 verification,
                 ..
             } => {
-                inner.verification = verification.clone();
+                inner.verification = Verification::clone(verification);
                 if let Some(r) = &change.result {
                     self.metrics.observe_probe(r.latency);
                 }
@@ -230,7 +230,7 @@ impl Fanout {
                     if !shown {
                         return;
                     }
-                    match event {
+                    match &**event {
                         Event::InterfaceChanged { new, changes, .. } if changes.carrier => {
                             self.metrics.carrier_changed(&new.name);
                         }

@@ -71,7 +71,8 @@ impl Pending {
             }
         }
         self.merged.extend_from_slice(&left[a..]);
-        self.merged.extend(self.run[b..].iter().map(|id| (*id, need)));
+        self.merged
+            .extend(self.run[b..].iter().map(|id| (*id, need)));
         std::mem::swap(&mut self.marks, &mut self.merged);
         self.next = 0;
         count
@@ -141,7 +142,12 @@ mod tests {
 
     #[test]
     fn marks_come_out_once_per_target_in_order_with_their_needs_merged() {
-        let ids = |v: &[u64]| v.iter().map(|i| TargetId(*i)).collect::<Vec<_>>().into_iter();
+        let ids = |v: &[u64]| {
+            v.iter()
+                .map(|i| TargetId(*i))
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
         let mut p = Pending::default();
         assert_eq!(p.mark(ids(&[5, 1, 3, 1]), R), 4);
         assert_eq!(p.mark(ids(&[1, 2, 5]), L), 3);

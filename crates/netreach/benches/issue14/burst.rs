@@ -205,7 +205,7 @@ fn netreach_burst(ns: &Ns, rtnl: &mut Rtnl, ifindex: &[u32]) -> Outcome {
                     ready = true;
                     let _ = tx.send(Msg::Ready);
                 }
-                Notification::Change { event, .. } => match event {
+                Notification::Change { event, .. } => match *event {
                     Event::AddressAdded(a) => tally.set(a.address, true),
                     Event::AddressRemoved(a) => tally.set(a.address, false),
                     _ => {}

@@ -152,7 +152,7 @@ fn netreach(ns: &Ns, tx: Sender<Obs>) -> (Stop, JoinHandle<()>) {
             let Notification::Change { event, .. } = n else {
                 continue;
             };
-            let seen = match event {
+            let seen = match *event {
                 Event::AddressAdded(a) if a.interface == index => Seen::AddressAdded(a.address),
                 Event::AddressRemoved(a) if a.interface == index => Seen::AddressRemoved(a.address),
                 Event::InterfaceChanged { new, changes, .. }

@@ -452,7 +452,11 @@ fn every_watch_line() {
         .line(&serde_json::to_string(&Line::new(&ready, &names).with_connectivity(&conn)).unwrap());
     for (seq, event) in (4..).zip(events) {
         names.note(&event);
-        let n = Notification::Change { seq, time, event };
+        let n = Notification::Change {
+            seq,
+            time,
+            event: Box::new(event),
+        };
         let v = stream.line(&serde_json::to_string(&Line::new(&n, &names)).unwrap());
         assert_eq!(v["type"], n_type(&n));
     }
@@ -467,7 +471,7 @@ fn every_watch_line() {
     let n = Notification::Change {
         seq: 21,
         time,
-        event: Event::RouteRemoved(stray),
+        event: Box::new(Event::RouteRemoved(stray)),
     };
     let v = stream.line(&serde_json::to_string(&Line::new(&n, &names)).unwrap());
     assert_eq!((&v["interface"], &v["ifindex"]), (&Value::Null, &99.into()));
