@@ -306,35 +306,34 @@ impl ConnectionTracker {
     /// so that the glue can hand out the first verdicts while the tracker computes the rest.
     /// Until `work` has done them all, [`has_work`](Self::has_work) is true.
     pub fn defer_events(&mut self, events: &[Event]) {
-        let mut needs = std::mem::take(&mut self.pending);
+        let needs = &mut self.pending;
         let mut examined = 0usize;
-        let mut mark = |ids: &mut dyn Iterator<Item = TargetId>, need: Need| {
-            examined += needs.mark(ids, need);
-        };
         let ix = &self.index;
+        let entries = &self.entries;
         for event in events {
-            match event {
-                Event::InterfaceAdded(i) => mark(&mut ix.on_interface(i.index), LOOKUP),
-                Event::InterfaceRemoved(i) => mark(&mut ix.on_interface(i.index), BOTH),
+            examined += match event {
+                Event::InterfaceAdded(i) => needs.mark(ix.on_interface(i.index), LOOKUP),
+                Event::InterfaceRemoved(i) => needs.mark(ix.on_interface(i.index), BOTH),
                 Event::InterfaceChanged { new, changes, .. } => {
                     if changes.admin_up || changes.carrier {
-                        mark(&mut ix.on_interface(new.index), BOTH);
+                        needs.mark(ix.on_interface(new.index), BOTH)
                     } else if changes.name {
-                        mark(&mut ix.on_interface(new.index), REEVALUATE);
+                        needs.mark(ix.on_interface(new.index), REEVALUATE)
+                    } else {
+                        0
                     }
                 }
                 Event::AddressAdded(a) | Event::AddressRemoved(a) => {
-                    mark(&mut ix.with_local(a.address), BOTH)
+                    needs.mark(ix.with_local(a.address), BOTH)
                 }
                 Event::AddressChanged { new, .. } => {
-                    mark(&mut ix.with_local(new.address), REEVALUATE)
+                    needs.mark(ix.with_local(new.address), REEVALUATE)
                 }
                 Event::RouteAdded(r) | Event::RouteRemoved(r) => {
-                    let entries = &self.entries;
-                    let mut affected = ix
+                    let affected = ix
                         .remote_in(r.destination)
                         .filter(|id| entries.get(id).is_none_or(|e| !shadowed(e, r)));
-                    mark(&mut affected, LOOKUP)
+                    needs.mark(affected, LOOKUP)
                 }
                 Event::RuleAdded(r) | Event::RuleRemoved(r) => {
                     let candidates: Vec<TargetId> = match r.destination {
@@ -344,17 +343,16 @@ impl ConnectionTracker {
                     let selected = candidates.into_iter().filter(|id| {
                         r.invert
                             || r.source.is_none_or(|src| {
-                                self.entries
+                                entries
                                     .get(id)
                                     .is_some_and(|e| src.contains(&e.target.local()))
                             })
                     });
-                    mark(&mut selected.into_iter(), LOOKUP)
+                    needs.mark(selected, LOOKUP)
                 }
-            }
+            };
         }
         self.examined = examined;
-        self.pending = needs;
     }
 
     /// Re-evaluates or queues at most `limit` of the targets the deferred events named, from
