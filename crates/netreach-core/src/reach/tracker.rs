@@ -275,7 +275,7 @@ impl ConnectionTracker {
     pub fn remove(&mut self, id: TargetId) -> Option<Target> {
         let entry = self.entries.remove(&id)?;
         if let Lookup::Queued(l) | Lookup::Sent(l) | Lookup::SentStale(l) = entry.lookup {
-            self.lookups.remove(&l);
+            self.forget_lookup(l);
         }
         self.index.remove(id, &entry.target, &entry.interfaces);
         self.changes.retain(|c| c.target != id);
@@ -393,7 +393,7 @@ impl ConnectionTracker {
     /// is kept for re-evaluations but not reported (at most twice in a row), and the target is
     /// looked up again.
     pub fn handle_lookup(&mut self, id: LookupId, answer: LookupAnswer, snapshot: &Snapshot) {
-        let Some(target) = self.lookups.remove(&id) else {
+        let Some(target) = self.forget_lookup(id) else {
             return;
         };
         let Some(entry) = self.entries.get_mut(&target) else {
@@ -428,7 +428,7 @@ impl ConnectionTracker {
     /// it so that the caller can look it up again later with [`ConnectionTracker::refresh`].
     /// `None` for an unknown id or a removed target.
     pub fn handle_lookup_failed(&mut self, id: LookupId) -> Option<TargetId> {
-        let target = self.lookups.remove(&id)?;
+        let target = self.forget_lookup(id)?;
         let entry = self.entries.get_mut(&target)?;
         if let Lookup::Sent(l) | Lookup::SentStale(l) = entry.lookup {
             if l == id {
@@ -523,6 +523,17 @@ impl ConnectionTracker {
     /// target once per event that named it.
     pub fn last_examined(&self) -> usize {
         self.examined
+    }
+
+    /// The target of lookup `id`, which is answered or moot. The map's memory goes back once
+    /// no lookup is out: a hash map keeps the room of its largest burst (10,000 first lookups,
+    /// 26 bytes a target) otherwise.
+    fn forget_lookup(&mut self, id: LookupId) -> Option<TargetId> {
+        let target = self.lookups.remove(&id);
+        if self.lookups.is_empty() && self.lookups.capacity() > 64 {
+            self.lookups = IdMap::default();
+        }
+        target
     }
 
     fn queue_lookup(&mut self, target: TargetId) {
