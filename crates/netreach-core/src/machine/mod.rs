@@ -873,10 +873,7 @@ impl Machine {
         let Some(part) = self.reaches.get_mut(&owner) else {
             return;
         };
-        while let Some(change) = part.tracker.poll_change() {
-            let Some(target) = part.tracker.target(change.target).cloned() else {
-                continue;
-            };
+        while let Some((change, target)) = part.tracker.poll_change_with_target() {
             self.seq += 1;
             self.outputs.push_back(Output::Reachability {
                 seq: self.seq,

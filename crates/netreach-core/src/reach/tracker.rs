@@ -121,7 +121,9 @@ struct Entry {
     lookup: Lookup,
     held_back: u8,
     /// Sorted, without duplicates: the bound interface and those of the last known path.
-    interfaces: Vec<u32>,
+    /// Shared as the answer is (targets through one route have one list), so that sharing a
+    /// verdict compares pointers, not lists on 10,000 heap blocks.
+    interfaces: Arc<[u32]>,
 }
 
 const REEVALUATE: Need = Need {
@@ -218,8 +220,10 @@ pub struct ConnectionTracker {
     /// [`ConnectionTracker::targets`]).
     entries: Slots<Entry>,
     lookups: IdMap<LookupId, TargetId>,
-    queued: VecDeque<LookupId>,
-    changes: VecDeque<ReachabilityChange>,
+    /// Each with its target: handing the lookup out needs no search of the lookups.
+    queued: VecDeque<(LookupId, TargetId)>,
+    /// Each with its target, for [`ConnectionTracker::poll_change_with_target`].
+    changes: VecDeque<(ReachabilityChange, Target)>,
     index: TargetIndex,
     /// Targets that events named and that are not re-evaluated or queued yet (see
     /// [`ConnectionTracker::defer_events`]).
@@ -228,6 +232,7 @@ pub struct ConnectionTracker {
     examined: usize,
     answers: Interned<LookupAnswer>,
     verdicts: Interned<Reachability>,
+    paths: Paths,
 }
 
 type IdMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
@@ -252,7 +257,7 @@ impl ConnectionTracker {
     /// [`ConnectionTracker::add`].
     pub fn insert(&mut self, id: TargetId, target: Target) -> bool {
         let entry = Entry {
-            interfaces: target.interface().into_iter().collect(),
+            interfaces: self.paths.get(target.interface().into_iter().collect()),
             target,
             reported: None,
             answer: None,
@@ -278,7 +283,7 @@ impl ConnectionTracker {
             self.forget_lookup(l);
         }
         self.index.remove(id, &entry.target, &entry.interfaces);
-        self.changes.retain(|c| c.target != id);
+        self.changes.retain(|(c, _)| c.target != id);
         self.pending.remove(id);
         Some(entry.target)
     }
@@ -359,9 +364,14 @@ impl ConnectionTracker {
     /// `snapshot` (the current model), in target order; returns how many are left.
     pub fn work(&mut self, snapshot: &Snapshot, limit: usize) -> usize {
         let mut verdicts = Verdicts::default();
+        let interned = &mut self.verdicts;
         for _ in 0..limit {
             let Some((id, need)) = self.pending.pop() else {
                 break;
+            };
+            // One search per target: both steps work on the entry.
+            let Some(entry) = self.entries.get_mut(&id) else {
+                continue;
             };
             if need.reevaluate {
                 // With a lookup to follow, only what the snapshot alone decides is reported now:
@@ -372,10 +382,18 @@ impl ConnectionTracker {
                 } else {
                     Report::Any
                 };
-                self.reevaluate(id, snapshot, report, &mut verdicts);
+                if let Some(change) = judge(id, entry, snapshot, report, &mut verdicts, interned) {
+                    self.changes.push_back(change);
+                }
             }
             if need.lookup {
-                self.queue_lookup(id);
+                ask(
+                    id,
+                    entry,
+                    &mut self.next_lookup,
+                    &mut self.lookups,
+                    &mut self.queued,
+                );
             }
         }
         self.pending.len()
@@ -402,9 +420,11 @@ impl ConnectionTracker {
         let stale = entry.lookup == Lookup::SentStale(id);
         entry.lookup = Lookup::Idle;
         let interfaces = path_interfaces(&entry.target, &answer, snapshot, &entry.interfaces);
-        self.index
-            .set_interfaces(target, &entry.interfaces, &interfaces);
-        entry.interfaces = interfaces;
+        if *interfaces != *entry.interfaces {
+            self.index
+                .set_interfaces(target, &entry.interfaces, &interfaces);
+        }
+        entry.interfaces = self.paths.get(interfaces);
         entry.answer = Some(self.answers.get(answer));
         if self.pending.get(target).is_some_and(|n| n.lookup) {
             // Events named the target after this lookup was sent and their work is not done:
@@ -440,11 +460,8 @@ impl ConnectionTracker {
 
     /// The next action to perform, if any.
     pub fn poll_action(&mut self) -> Option<Action> {
-        while let Some(id) = self.queued.pop_front() {
-            let Some(target) = self.lookups.get(&id) else {
-                continue;
-            };
-            let Some(entry) = self.entries.get_mut(target) else {
+        while let Some((id, target)) = self.queued.pop_front() {
+            let Some(entry) = self.entries.get_mut(&target) else {
                 continue;
             };
             if entry.lookup != Lookup::Queued(id) {
@@ -462,6 +479,12 @@ impl ConnectionTracker {
 
     /// The next change to report, oldest first.
     pub fn poll_change(&mut self) -> Option<ReachabilityChange> {
+        self.poll_change_with_target().map(|(c, _)| c)
+    }
+
+    /// [`poll_change`](Self::poll_change) with the change's target (the machine's stream
+    /// names it; no search for it).
+    pub(crate) fn poll_change_with_target(&mut self) -> Option<(ReachabilityChange, Target)> {
         let c = self.changes.pop_front();
         if c.is_none() {
             crate::machine::shrink(&mut self.changes);
@@ -537,24 +560,18 @@ impl ConnectionTracker {
     }
 
     fn queue_lookup(&mut self, target: TargetId) {
-        let Some(entry) = self.entries.get_mut(&target) else {
-            return;
-        };
-        match entry.lookup {
-            Lookup::Queued(_) | Lookup::SentStale(_) => {}
-            Lookup::Sent(l) => entry.lookup = Lookup::SentStale(l),
-            Lookup::Idle => {
-                let id = LookupId(self.next_lookup);
-                self.next_lookup += 1;
-                self.lookups.insert(id, target);
-                entry.lookup = Lookup::Queued(id);
-                self.queued.push_back(id);
-            }
+        if let Some(entry) = self.entries.get_mut(&target) {
+            ask(
+                target,
+                entry,
+                &mut self.next_lookup,
+                &mut self.lookups,
+                &mut self.queued,
+            );
         }
     }
 
-    /// Evaluates the last answer against `snapshot` and reports a change. Nothing before the
-    /// first answer. `verdicts` holds those computed from the same `snapshot` before.
+    /// Evaluates the last answer against `snapshot` and reports a change (see [`judge`]).
     fn reevaluate(
         &mut self,
         target: TargetId,
@@ -565,22 +582,65 @@ impl ConnectionTracker {
         let Some(entry) = self.entries.get_mut(&target) else {
             return;
         };
-        let Some(answer) = &entry.answer else {
-            return;
-        };
-        let new = verdicts.get(entry, answer, snapshot, &mut self.verdicts);
-        if let Some(reported) = &entry.reported {
-            if Arc::ptr_eq(reported, &new) || **reported == *new {
-                return;
-            }
+        if let Some(change) = judge(
+            target,
+            entry,
+            snapshot,
+            report,
+            verdicts,
+            &mut self.verdicts,
+        ) {
+            self.changes.push_back(change);
         }
-        if report == Report::SnapshotReasons && !decided_by_snapshot(&new) {
-            return;
-        }
-        let old = entry.reported.replace(Arc::clone(&new));
-        self.changes
-            .push_back(ReachabilityChange { target, old, new });
     }
+}
+
+/// Queues a lookup for `target` (`entry`), unless one is queued; one in flight is marked stale.
+fn ask(
+    target: TargetId,
+    entry: &mut Entry,
+    next_lookup: &mut u64,
+    lookups: &mut IdMap<LookupId, TargetId>,
+    queued: &mut VecDeque<(LookupId, TargetId)>,
+) {
+    match entry.lookup {
+        Lookup::Queued(_) | Lookup::SentStale(_) => {}
+        Lookup::Sent(l) => entry.lookup = Lookup::SentStale(l),
+        Lookup::Idle => {
+            let id = LookupId(*next_lookup);
+            *next_lookup += 1;
+            lookups.insert(id, target);
+            entry.lookup = Lookup::Queued(id);
+            queued.push_back((id, target));
+        }
+    }
+}
+
+/// Evaluates `entry`'s last answer against `snapshot`: the change to report, if any. Nothing
+/// before the first answer. `verdicts` holds those computed from the same `snapshot` before.
+fn judge(
+    target: TargetId,
+    entry: &mut Entry,
+    snapshot: &Snapshot,
+    report: Report,
+    verdicts: &mut Verdicts,
+    interned: &mut Interned<Reachability>,
+) -> Option<(ReachabilityChange, Target)> {
+    let answer = entry.answer.as_ref()?;
+    let new = verdicts.get(entry, answer, snapshot, interned);
+    if let Some(reported) = &entry.reported {
+        if Arc::ptr_eq(reported, &new) || **reported == *new {
+            return None;
+        }
+    }
+    if report == Report::SnapshotReasons && !decided_by_snapshot(&new) {
+        return None;
+    }
+    let old = entry.reported.replace(Arc::clone(&new));
+    Some((
+        ReachabilityChange { target, old, new },
+        entry.target.clone(),
+    ))
 }
 
 /// The verdicts computed from one snapshot, by what they depend on: a verdict is a function of
@@ -599,7 +659,7 @@ struct Judged {
     local: IpAddr,
     interface: Option<u32>,
     answer: Arc<LookupAnswer>,
-    path: Vec<u32>,
+    path: Arc<[u32]>,
 }
 
 impl Verdicts {
@@ -621,7 +681,7 @@ impl Verdicts {
             j.local == query.local
                 && j.interface == query.interface
                 && Arc::ptr_eq(&j.answer, answer)
-                && j.path == entry.interfaces
+                && (Arc::ptr_eq(&j.path, &entry.interfaces) || j.path == entry.interfaces)
         });
         if let Some((_, verdict)) = found {
             // The rule above, checked wherever debug assertions are on (the tests).
@@ -641,7 +701,7 @@ impl Verdicts {
                 local: query.local,
                 interface: query.interface,
                 answer: Arc::clone(answer),
-                path: entry.interfaces.clone(),
+                path: Arc::clone(&entry.interfaces),
             },
             Arc::clone(&verdict),
         ));
@@ -667,6 +727,20 @@ fn shadowed(entry: &Entry, changed: &Route) -> bool {
         && found.table == changed.table
         && len < full
         && len > changed.destination.prefix_len()
+}
+
+/// The last path list handed out, shared by the next equal one (as [`Interned`] does for
+/// sized values).
+#[derive(Debug, Default)]
+struct Paths(Option<Arc<[u32]>>);
+
+impl Paths {
+    fn get(&mut self, list: Vec<u32>) -> Arc<[u32]> {
+        match &self.0 {
+            Some(last) if **last == *list => Arc::clone(last),
+            _ => Arc::clone(self.0.insert(Arc::from(list))),
+        }
+    }
 }
 
 /// Which re-evaluated verdicts are reported.
