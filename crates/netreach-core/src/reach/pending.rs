@@ -7,6 +7,7 @@
 //! (the index yields most runs in target order already; the others are sorted), merged in one
 //! linear pass with the targets already marked.
 
+use crate::reach::slots::Handle;
 use crate::reach::tracker::TargetId;
 
 /// What a model event means for a target.
@@ -31,16 +32,16 @@ impl Need {
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
     /// From `next` on: sorted by target, one entry per target.
-    marks: Vec<(TargetId, Need)>,
+    marks: Vec<(Handle, Need)>,
     next: usize,
     /// The run being merged, and the merge's output (kept to reuse their memory in a batch).
-    run: Vec<TargetId>,
-    merged: Vec<(TargetId, Need)>,
+    run: Vec<Handle>,
+    merged: Vec<(Handle, Need)>,
 }
 
 impl Pending {
     /// Marks the targets `ids` (one event's, in any order) with `need`; returns how many.
-    pub(crate) fn mark(&mut self, ids: impl Iterator<Item = TargetId>, need: Need) -> usize {
+    pub(crate) fn mark(&mut self, ids: impl Iterator<Item = Handle>, need: Need) -> usize {
         self.run.clear();
         self.run.extend(ids);
         let count = self.run.len();
@@ -81,7 +82,7 @@ impl Pending {
     /// What is left to do for a target.
     pub(crate) fn get(&self, id: TargetId) -> Option<Need> {
         let left = &self.marks[self.next..];
-        left.binary_search_by_key(&id, |(t, _)| *t)
+        left.binary_search_by_key(&id, |(t, _)| t.id)
             .ok()
             .map(|k| left[k].1)
     }
@@ -89,13 +90,13 @@ impl Pending {
     /// Forgets a target (it was removed).
     pub(crate) fn remove(&mut self, id: TargetId) {
         let left = &mut self.marks[self.next..];
-        if let Ok(k) = left.binary_search_by_key(&id, |(t, _)| *t) {
+        if let Ok(k) = left.binary_search_by_key(&id, |(t, _)| t.id) {
             left[k].1 = Need::default();
         }
     }
 
     /// The next target to do, in target order.
-    pub(crate) fn pop(&mut self) -> Option<(TargetId, Need)> {
+    pub(crate) fn pop(&mut self) -> Option<(Handle, Need)> {
         loop {
             let Some(&(id, need)) = self.marks.get(self.next) else {
                 self.release();
@@ -142,12 +143,8 @@ mod tests {
 
     #[test]
     fn marks_come_out_once_per_target_in_order_with_their_needs_merged() {
-        let ids = |v: &[u64]| {
-            v.iter()
-                .map(|i| TargetId(*i))
-                .collect::<Vec<_>>()
-                .into_iter()
-        };
+        let h = |i: u64| Handle::new(TargetId(i), i as u32);
+        let ids = |v: &[u64]| v.iter().map(|i| h(*i)).collect::<Vec<_>>().into_iter();
         let mut p = Pending::default();
         assert_eq!(p.mark(ids(&[5, 1, 3, 1]), R), 4);
         assert_eq!(p.mark(ids(&[1, 2, 5]), L), 3);
@@ -155,13 +152,13 @@ mod tests {
         assert_eq!(p.len(), 4);
         assert_eq!(p.get(TargetId(1)), Some(B));
         assert_eq!(p.get(TargetId(4)), None);
-        assert_eq!(p.pop(), Some((TargetId(1), B)));
+        assert_eq!(p.pop(), Some((h(1), B)));
         // Marks added while some are left merge with those.
         p.mark(ids(&[3]), L);
         p.mark(ids(&[0]), R);
         p.remove(TargetId(5));
         let rest: Vec<_> = std::iter::from_fn(|| p.pop()).collect();
-        assert_eq!(rest, [(TargetId(0), R), (TargetId(2), L), (TargetId(3), B)]);
+        assert_eq!(rest, [(h(0), R), (h(2), L), (h(3), B)]);
         assert_eq!(p.len(), 0);
         assert_eq!(p.get(TargetId(0)), None);
     }

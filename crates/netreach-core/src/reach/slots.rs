@@ -11,6 +11,30 @@ use crate::reach::tracker::TargetId;
 
 type IdMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
+/// A target and its slot: what the index and the pending marks hold, so that the work after
+/// a change reaches each entry without a search. Ordered by target (the slot follows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Handle {
+    pub(crate) id: TargetId,
+    slot: u32,
+}
+
+impl Handle {
+    pub(crate) const fn new(id: TargetId, slot: u32) -> Handle {
+        Handle { id, slot }
+    }
+
+    /// Sorts before every handle of `id`.
+    pub(crate) const fn first(id: TargetId) -> Handle {
+        Handle { id, slot: 0 }
+    }
+
+    /// Sorts after every handle of `id`.
+    pub(crate) const fn last(id: TargetId) -> Handle {
+        Handle { id, slot: u32::MAX }
+    }
+}
+
 /// Values by target id.
 #[derive(Debug)]
 pub(crate) struct Slots<T> {
@@ -38,10 +62,6 @@ impl<T> Default for Slots<T> {
 }
 
 impl<T> Slots<T> {
-    pub(crate) fn contains_key(&self, id: &TargetId) -> bool {
-        self.slot_of.contains_key(id)
-    }
-
     pub(crate) fn get(&self, id: &TargetId) -> Option<&T> {
         let slot = *self.slot_of.get(id)? as usize;
         self.chunks
@@ -51,25 +71,37 @@ impl<T> Slots<T> {
             .map(|(_, v)| v)
     }
 
-    pub(crate) fn get_mut(&mut self, id: &TargetId) -> Option<&mut T> {
-        let slot = *self.slot_of.get(id)? as usize;
-        self.chunks
-            .get_mut(slot / CHUNK)?
-            .get_mut(slot % CHUNK)?
-            .as_mut()
-            .map(|(_, v)| v)
-    }
-
     fn cell(&mut self, slot: u32) -> Option<&mut Option<(TargetId, T)>> {
         let slot = slot as usize;
         self.chunks.get_mut(slot / CHUNK)?.get_mut(slot % CHUNK)
     }
 
-    /// Stores `value` under a new id; `false`, and nothing stored, when the id is taken or
-    /// every one of the 2^32 slots is.
-    pub(crate) fn insert(&mut self, id: TargetId, value: T) -> bool {
+    /// The handle of a stored id.
+    pub(crate) fn handle(&self, id: &TargetId) -> Option<Handle> {
+        self.slot_of.get(id).map(|&slot| Handle::new(*id, slot))
+    }
+
+    /// The value of a handle, if its target is still the slot's.
+    pub(crate) fn at(&self, h: Handle) -> Option<&T> {
+        let slot = h.slot as usize;
+        match self.chunks.get(slot / CHUNK)?.get(slot % CHUNK)? {
+            Some((id, v)) if *id == h.id => Some(v),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn at_mut(&mut self, h: Handle) -> Option<&mut T> {
+        match self.cell(h.slot)? {
+            Some((id, v)) if *id == h.id => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Stores `value` under a new id and returns its handle; `None`, and nothing stored, when
+    /// the id is taken or every one of the 2^32 slots is.
+    pub(crate) fn insert(&mut self, id: TargetId, value: T) -> Option<Handle> {
         if self.slot_of.contains_key(&id) {
-            return false;
+            return None;
         }
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -80,9 +112,7 @@ impl<T> Slots<T> {
             }
             None => {
                 let slot = self.len;
-                let Some(next) = slot.checked_add(1) else {
-                    return false;
-                };
+                let next = slot.checked_add(1)?;
                 if slot as usize % CHUNK == 0 {
                     self.chunks.push(Vec::with_capacity(CHUNK));
                 }
@@ -94,10 +124,10 @@ impl<T> Slots<T> {
             }
         };
         self.slot_of.insert(id, slot);
-        true
+        Some(Handle::new(id, slot))
     }
 
-    pub(crate) fn remove(&mut self, id: &TargetId) -> Option<T> {
+    pub(crate) fn remove(&mut self, id: &TargetId) -> Option<(Handle, T)> {
         let slot = self.slot_of.remove(id)?;
         let (_, value) = self.cell(slot)?.take()?;
         self.free.push(slot);
@@ -105,7 +135,17 @@ impl<T> Slots<T> {
             // Emptied: the memory goes back.
             *self = Slots::default();
         }
-        Some(value)
+        Some((Handle::new(*id, slot), value))
+    }
+
+    /// Every handle, in slot order.
+    pub(crate) fn handles(&self) -> impl Iterator<Item = Handle> + '_ {
+        self.chunks.iter().enumerate().flat_map(|(c, chunk)| {
+            chunk.iter().enumerate().filter_map(move |(k, e)| {
+                let slot = u32::try_from(c * CHUNK + k).ok()?;
+                e.as_ref().map(|(id, _)| Handle::new(*id, slot))
+            })
+        })
     }
 
     /// Every id and value, in slot order.
@@ -114,10 +154,6 @@ impl<T> Slots<T> {
             .iter()
             .flatten()
             .filter_map(|e| e.as_ref().map(|(id, v)| (id, v)))
-    }
-
-    pub(crate) fn keys(&self) -> impl Iterator<Item = &TargetId> {
-        self.iter().map(|(id, _)| id)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -137,18 +173,27 @@ mod tests {
     fn values_are_found_by_id_after_removals_and_reuse() {
         let mut s = Slots::default();
         for id in 0..10 {
-            assert!(s.insert(TargetId(id), id * 10));
+            assert!(s.insert(TargetId(id), id * 10).is_some());
         }
-        assert!(!s.insert(TargetId(3), 0), "an id is stored once");
-        assert_eq!(s.remove(&TargetId(3)), Some(30));
-        assert_eq!(s.remove(&TargetId(3)), None);
-        assert!(s.insert(TargetId(42), 420));
+        assert!(s.insert(TargetId(3), 0).is_none(), "an id is stored once");
+        let three = s.handle(&TargetId(3)).unwrap();
+        assert_eq!(s.at(three), Some(&30));
+        assert_eq!(s.remove(&TargetId(3)).map(|(_, v)| v), Some(30));
+        assert!(s.remove(&TargetId(3)).is_none());
+        let h = s.insert(TargetId(42), 420).unwrap();
+        assert_eq!(s.at(h), Some(&420));
+        assert_eq!(
+            s.at(three),
+            None,
+            "a reused slot does not answer for its old target"
+        );
+        assert_eq!(s.handles().count(), 10);
         assert_eq!(s.get(&TargetId(42)), Some(&420));
         assert_eq!(s.get(&TargetId(3)), None);
-        *s.get_mut(&TargetId(4)).unwrap() += 1;
+        *s.at_mut(s.handle(&TargetId(4)).unwrap()).unwrap() += 1;
         assert_eq!(s.get(&TargetId(4)), Some(&41));
         assert_eq!(s.len(), 10);
-        let mut ids: Vec<u64> = s.keys().map(|id| id.0).collect();
+        let mut ids: Vec<u64> = s.iter().map(|(id, _)| id.0).collect();
         ids.sort_unstable();
         assert_eq!(ids, [0, 1, 2, 4, 5, 6, 7, 8, 9, 42]);
         // Freed slots are reused; an empty store holds nothing.
@@ -159,7 +204,7 @@ mod tests {
         assert_eq!((s.chunks.capacity(), s.free.capacity()), (0, 0));
         // Past one chunk.
         for id in 0..(2 * CHUNK as u64 + 3) {
-            assert!(s.insert(TargetId(id), id));
+            assert!(s.insert(TargetId(id), id).is_some());
         }
         assert_eq!(s.chunks.len(), 3);
         assert_eq!(

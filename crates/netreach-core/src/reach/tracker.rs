@@ -14,7 +14,7 @@ use crate::model::{Family, LinkKind, Route, RouteType, Snapshot};
 use crate::reach::evaluate::{LookupAnswer, evaluate_along};
 use crate::reach::index::TargetIndex;
 use crate::reach::pending::{Need, Pending};
-use crate::reach::slots::Slots;
+use crate::reach::slots::{Handle, Slots};
 use crate::reach::target::{RouteQuery, Target};
 use crate::reach::verdict::{Reachability, Reason};
 
@@ -219,9 +219,9 @@ pub struct ConnectionTracker {
     /// several times per change, and nothing iterates them where the order shows (see
     /// [`ConnectionTracker::targets`]).
     entries: Slots<Entry>,
-    lookups: IdMap<LookupId, TargetId>,
+    lookups: IdMap<LookupId, Handle>,
     /// Each with its target: handing the lookup out needs no search of the lookups.
-    queued: VecDeque<(LookupId, TargetId)>,
+    queued: VecDeque<(LookupId, Handle)>,
     /// Each with its target, for [`ConnectionTracker::poll_change_with_target`].
     changes: VecDeque<(ReachabilityChange, Target)>,
     index: TargetIndex,
@@ -264,25 +264,25 @@ impl ConnectionTracker {
             lookup: Lookup::Idle,
             held_back: 0,
         };
-        if !self.entries.insert(id, entry) {
+        let Some(h) = self.entries.insert(id, entry) else {
             return false;
-        }
-        if let Some(e) = self.entries.get(&id) {
-            self.index.insert(id, &e.target, &e.interfaces);
+        };
+        if let Some(e) = self.entries.at(h) {
+            self.index.insert(h, &e.target, &e.interfaces);
         }
         self.next_target = self.next_target.max(id.0.saturating_add(1));
-        self.queue_lookup(id);
+        self.queue_lookup(h);
         true
     }
 
     /// Stops watching a target. Its pending changes are dropped, and the answer to a lookup in
     /// flight for it will be ignored. Returns the target, or `None` if the id is unknown.
     pub fn remove(&mut self, id: TargetId) -> Option<Target> {
-        let entry = self.entries.remove(&id)?;
+        let (h, entry) = self.entries.remove(&id)?;
         if let Lookup::Queued(l) | Lookup::Sent(l) | Lookup::SentStale(l) = entry.lookup {
             self.forget_lookup(l);
         }
-        self.index.remove(id, &entry.target, &entry.interfaces);
+        self.index.remove(h, &entry.target, &entry.interfaces);
         self.changes.retain(|(c, _)| c.target != id);
         self.pending.remove(id);
         Some(entry.target)
@@ -337,19 +337,19 @@ impl ConnectionTracker {
                 Event::RouteAdded(r) | Event::RouteRemoved(r) => {
                     let affected = ix
                         .remote_in(r.destination)
-                        .filter(|id| entries.get(id).is_none_or(|e| !shadowed(e, r)));
+                        .filter(|h| entries.at(*h).is_none_or(|e| !shadowed(e, r)));
                     needs.mark(affected, LOOKUP)
                 }
                 Event::RuleAdded(r) | Event::RuleRemoved(r) => {
-                    let candidates: Vec<TargetId> = match r.destination {
+                    let candidates: Vec<Handle> = match r.destination {
                         Some(dst) if !r.invert => ix.remote_in(dst).collect(),
                         _ => ix.of_family(r.family).collect(),
                     };
-                    let selected = candidates.into_iter().filter(|id| {
+                    let selected = candidates.into_iter().filter(|h| {
                         r.invert
                             || r.source.is_none_or(|src| {
                                 entries
-                                    .get(id)
+                                    .at(*h)
                                     .is_some_and(|e| src.contains(&e.target.local()))
                             })
                     });
@@ -366,11 +366,11 @@ impl ConnectionTracker {
         let mut verdicts = Verdicts::default();
         let interned = &mut self.verdicts;
         for _ in 0..limit {
-            let Some((id, need)) = self.pending.pop() else {
+            let Some((h, need)) = self.pending.pop() else {
                 break;
             };
-            // One search per target: both steps work on the entry.
-            let Some(entry) = self.entries.get_mut(&id) else {
+            // No search: the mark holds the entry's slot, and both steps work on the entry.
+            let Some(entry) = self.entries.at_mut(h) else {
                 continue;
             };
             if need.reevaluate {
@@ -382,13 +382,14 @@ impl ConnectionTracker {
                 } else {
                     Report::Any
                 };
-                if let Some(change) = judge(id, entry, snapshot, report, &mut verdicts, interned) {
+                if let Some(change) = judge(h.id, entry, snapshot, report, &mut verdicts, interned)
+                {
                     self.changes.push_back(change);
                 }
             }
             if need.lookup {
                 ask(
-                    id,
+                    h,
                     entry,
                     &mut self.next_lookup,
                     &mut self.lookups,
@@ -411,35 +412,34 @@ impl ConnectionTracker {
     /// is kept for re-evaluations but not reported (at most twice in a row), and the target is
     /// looked up again.
     pub fn handle_lookup(&mut self, id: LookupId, answer: LookupAnswer, snapshot: &Snapshot) {
-        let Some(target) = self.forget_lookup(id) else {
+        let Some(h) = self.forget_lookup(id) else {
             return;
         };
-        let Some(entry) = self.entries.get_mut(&target) else {
+        let Some(entry) = self.entries.at_mut(h) else {
             return;
         };
         let stale = entry.lookup == Lookup::SentStale(id);
         entry.lookup = Lookup::Idle;
         let interfaces = path_interfaces(&entry.target, &answer, snapshot, &entry.interfaces);
         if *interfaces != *entry.interfaces {
-            self.index
-                .set_interfaces(target, &entry.interfaces, &interfaces);
+            self.index.set_interfaces(h, &entry.interfaces, &interfaces);
         }
         entry.interfaces = self.paths.get(interfaces);
         entry.answer = Some(self.answers.get(answer));
-        if self.pending.get(target).is_some_and(|n| n.lookup) {
+        if self.pending.get(h.id).is_some_and(|n| n.lookup) {
             // Events named the target after this lookup was sent and their work is not done:
             // the answer may predate them, and `work` looks the target up again.
             return;
         }
         if stale && entry.held_back < MAX_HELD_BACK {
             entry.held_back += 1;
-            self.queue_lookup(target);
+            self.queue_lookup(h);
             return;
         }
         entry.held_back = 0;
-        self.reevaluate(target, snapshot, Report::Any, &mut Verdicts::default());
+        self.reevaluate(h, snapshot, Report::Any, &mut Verdicts::default());
         if stale {
-            self.queue_lookup(target);
+            self.queue_lookup(h);
         }
     }
 
@@ -448,20 +448,20 @@ impl ConnectionTracker {
     /// it so that the caller can look it up again later with [`ConnectionTracker::refresh`].
     /// `None` for an unknown id or a removed target.
     pub fn handle_lookup_failed(&mut self, id: LookupId) -> Option<TargetId> {
-        let target = self.forget_lookup(id)?;
-        let entry = self.entries.get_mut(&target)?;
+        let h = self.forget_lookup(id)?;
+        let entry = self.entries.at_mut(h)?;
         if let Lookup::Sent(l) | Lookup::SentStale(l) = entry.lookup {
             if l == id {
                 entry.lookup = Lookup::Idle;
             }
         }
-        Some(target)
+        Some(h.id)
     }
 
     /// The next action to perform, if any.
     pub fn poll_action(&mut self) -> Option<Action> {
-        while let Some((id, target)) = self.queued.pop_front() {
-            let Some(entry) = self.entries.get_mut(&target) else {
+        while let Some((id, h)) = self.queued.pop_front() {
+            let Some(entry) = self.entries.at_mut(h) else {
                 continue;
             };
             if entry.lookup != Lookup::Queued(id) {
@@ -495,19 +495,19 @@ impl ConnectionTracker {
     /// Looks a target up again (a lookup already in flight is followed by another). Returns
     /// `false` for an unknown id.
     pub fn refresh(&mut self, id: TargetId) -> bool {
-        if !self.entries.contains_key(&id) {
+        let Some(h) = self.entries.handle(&id) else {
             return false;
-        }
-        self.queue_lookup(id);
+        };
+        self.queue_lookup(h);
         true
     }
 
     /// Looks every target up again: the answer to any doubt about the model.
     pub fn refresh_all(&mut self) {
-        let mut ids: Vec<TargetId> = self.entries.keys().copied().collect();
-        ids.sort_unstable();
-        for id in ids {
-            self.queue_lookup(id);
+        let mut all: Vec<Handle> = self.entries.handles().collect();
+        all.sort_unstable();
+        for h in all {
+            self.queue_lookup(h);
         }
     }
 
@@ -551,7 +551,7 @@ impl ConnectionTracker {
     /// The target of lookup `id`, which is answered or moot. The map's memory goes back once
     /// no lookup is out: a hash map keeps the room of its largest burst (10,000 first lookups,
     /// 26 bytes a target) otherwise.
-    fn forget_lookup(&mut self, id: LookupId) -> Option<TargetId> {
+    fn forget_lookup(&mut self, id: LookupId) -> Option<Handle> {
         let target = self.lookups.remove(&id);
         if self.lookups.is_empty() && self.lookups.capacity() > 64 {
             self.lookups = IdMap::default();
@@ -559,8 +559,8 @@ impl ConnectionTracker {
         target
     }
 
-    fn queue_lookup(&mut self, target: TargetId) {
-        if let Some(entry) = self.entries.get_mut(&target) {
+    fn queue_lookup(&mut self, target: Handle) {
+        if let Some(entry) = self.entries.at_mut(target) {
             ask(
                 target,
                 entry,
@@ -574,16 +574,16 @@ impl ConnectionTracker {
     /// Evaluates the last answer against `snapshot` and reports a change (see [`judge`]).
     fn reevaluate(
         &mut self,
-        target: TargetId,
+        target: Handle,
         snapshot: &Snapshot,
         report: Report,
         verdicts: &mut Verdicts,
     ) {
-        let Some(entry) = self.entries.get_mut(&target) else {
+        let Some(entry) = self.entries.at_mut(target) else {
             return;
         };
         if let Some(change) = judge(
-            target,
+            target.id,
             entry,
             snapshot,
             report,
@@ -597,11 +597,11 @@ impl ConnectionTracker {
 
 /// Queues a lookup for `target` (`entry`), unless one is queued; one in flight is marked stale.
 fn ask(
-    target: TargetId,
+    target: Handle,
     entry: &mut Entry,
     next_lookup: &mut u64,
-    lookups: &mut IdMap<LookupId, TargetId>,
-    queued: &mut VecDeque<(LookupId, TargetId)>,
+    lookups: &mut IdMap<LookupId, Handle>,
+    queued: &mut VecDeque<(LookupId, Handle)>,
 ) {
     match entry.lookup {
         Lookup::Queued(_) | Lookup::SentStale(_) => {}
