@@ -8,7 +8,6 @@
 //! linear pass with the targets already marked.
 
 use crate::reach::slots::Handle;
-use crate::reach::tracker::TargetId;
 
 /// What a model event means for a target.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -80,17 +79,17 @@ impl Pending {
     }
 
     /// What is left to do for a target.
-    pub(crate) fn get(&self, id: TargetId) -> Option<Need> {
+    pub(crate) fn get(&self, h: Handle) -> Option<Need> {
         let left = &self.marks[self.next..];
-        left.binary_search_by_key(&id, |(t, _)| t.id)
+        left.binary_search_by_key(&h, |(t, _)| *t)
             .ok()
             .map(|k| left[k].1)
     }
 
     /// Forgets a target (it was removed).
-    pub(crate) fn remove(&mut self, id: TargetId) {
+    pub(crate) fn remove(&mut self, h: Handle) {
         let left = &mut self.marks[self.next..];
-        if let Ok(k) = left.binary_search_by_key(&id, |(t, _)| t.id) {
+        if let Ok(k) = left.binary_search_by_key(&h, |(t, _)| *t) {
             left[k].1 = Need::default();
         }
     }
@@ -127,6 +126,7 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reach::tracker::TargetId;
 
     const R: Need = Need {
         reevaluate: true,
@@ -150,16 +150,16 @@ mod tests {
         assert_eq!(p.mark(ids(&[1, 2, 5]), L), 3);
         assert_eq!(p.mark(ids(&[]), L), 0);
         assert_eq!(p.len(), 4);
-        assert_eq!(p.get(TargetId(1)), Some(B));
-        assert_eq!(p.get(TargetId(4)), None);
+        assert_eq!(p.get(h(1)), Some(B));
+        assert_eq!(p.get(h(4)), None);
         assert_eq!(p.pop(), Some((h(1), B)));
         // Marks added while some are left merge with those.
         p.mark(ids(&[3]), L);
         p.mark(ids(&[0]), R);
-        p.remove(TargetId(5));
+        p.remove(h(5));
         let rest: Vec<_> = std::iter::from_fn(|| p.pop()).collect();
         assert_eq!(rest, [(h(0), R), (h(2), L), (h(3), B)]);
         assert_eq!(p.len(), 0);
-        assert_eq!(p.get(TargetId(0)), None);
+        assert_eq!(p.get(h(0)), None);
     }
 }

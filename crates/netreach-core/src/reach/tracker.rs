@@ -215,8 +215,9 @@ const BOTH: Need = Need {
 pub struct ConnectionTracker {
     next_target: u64,
     next_lookup: u64,
-    /// By slot, and lookups in a hash map with a fixed seed: a target is looked up by id
-    /// several times per change, and nothing iterates them where the order shows (see
+    /// By slot: the index, the marks and the outstanding lookups hold an entry's slot, so the
+    /// work after a change searches nothing. The id-to-slot map and the lookups are hash maps
+    /// with a fixed seed; nothing iterates them where the order shows (see
     /// [`ConnectionTracker::targets`]).
     entries: Slots<Entry>,
     lookups: IdMap<LookupId, Handle>,
@@ -284,7 +285,7 @@ impl ConnectionTracker {
         }
         self.index.remove(h, &entry.target, &entry.interfaces);
         self.changes.retain(|(c, _)| c.target != id);
-        self.pending.remove(id);
+        self.pending.remove(h);
         Some(entry.target)
     }
 
@@ -426,7 +427,7 @@ impl ConnectionTracker {
         }
         entry.interfaces = self.paths.get(interfaces);
         entry.answer = Some(self.answers.get(answer));
-        if self.pending.get(h.id).is_some_and(|n| n.lookup) {
+        if self.pending.get(h).is_some_and(|n| n.lookup) {
             // Events named the target after this lookup was sent and their work is not done:
             // the answer may predate them, and `work` looks the target up again.
             return;

@@ -458,3 +458,31 @@ fn routes_shadowed_by_a_more_specific_one_cost_nothing() {
     sim.apply([new_route(other)]);
     assert_eq!(sim.tracker.last_examined(), 100);
 }
+
+/// A target removed while the work of a batch is deferred, and a target added again under the
+/// same id before the work is done: the old mark does nothing to the new target, whose first
+/// report is its own first answer.
+#[test]
+fn a_target_removed_and_added_again_under_its_id_mid_batch_starts_afresh() {
+    let (mut sim, ids) = started(&[("198.18.0.2", "198.18.5.1"), ("198.18.0.2", "198.18.5.2")]);
+    let mut events = Vec::new();
+    sim.snap
+        .apply_into(link(&sim, ETH0, |i| i.carrier = false), &mut events);
+    sim.tracker.defer_events(&events);
+    assert!(sim.tracker.has_work());
+    assert!(sim.tracker.remove(ids[0]).is_some());
+    let again = sim.target("198.18.0.2", "198.18.5.3");
+    assert!(sim.tracker.insert(ids[0], again.clone()));
+    assert_eq!(sim.tracker.work(&sim.snap, usize::MAX), 0);
+    let changes = sim.changes();
+    assert_eq!(
+        changes.iter().map(|c| c.target).collect::<Vec<_>>(),
+        [ids[1]],
+        "only the target that stayed is judged by the batch"
+    );
+    sim.run();
+    let first = sim.changes();
+    assert_eq!(first.len(), 1);
+    assert_eq!((first[0].target, &first[0].old), (ids[0], &None));
+    assert_eq!(sim.tracker.target(ids[0]), Some(&again));
+}
