@@ -176,7 +176,9 @@ pub(crate) struct Reader {
     slot: Arc<Slot>,
     /// Items taken from the queue and not handed out yet: the reader takes all there is under
     /// one lock (10,000 verdicts cost 10,000 lock round trips with the monitor's thread
-    /// otherwise), oldest first; the queue's own allocation goes back to it empty.
+    /// otherwise), oldest first; the queue's own allocation goes back to it empty. They no
+    /// longer count against the queue's capacity: a slow reader holds at most one queue's
+    /// worth more before it lags.
     taken: VecDeque<Item>,
 }
 
@@ -212,10 +214,7 @@ impl Reader {
         let mut q = lock(&self.slot.queue);
         if q.take_all(&mut self.taken) {
             drop(q);
-            if let Some(item) = self.taken.pop_front() {
-                return Got::Item(item);
-            }
-            return Got::Empty;
+            return self.taken.pop_front().map_or(Got::Empty, Got::Item);
         }
         if q.missed == 0 {
             return if q.closed { Got::Closed } else { Got::Empty };
