@@ -44,7 +44,8 @@ pub(crate) struct Slots<T> {
     chunks: Vec<Vec<Option<(TargetId, T)>>>,
     /// Slots in use or freed: the next new slot is `len`.
     len: u32,
-    /// Empty slots below `len`, reused last freed first.
+    /// Empty slots below `len`, reused last freed first. Freed slots are kept for reuse, not
+    /// given back, until the store is empty (then everything is).
     free: Vec<u32>,
 }
 
