@@ -23,9 +23,9 @@ use std::sync::Arc;
 /// assert!(!Arc::ptr_eq(&a, &c));
 /// ```
 #[derive(Debug, Clone)]
-pub struct Interned<T>(Option<Arc<T>>);
+pub struct Interned<T: ?Sized>(Option<Arc<T>>);
 
-impl<T> Default for Interned<T> {
+impl<T: ?Sized> Default for Interned<T> {
     fn default() -> Self {
         Interned(None)
     }
@@ -49,6 +49,29 @@ impl<T: PartialEq> Interned<T> {
         match &self.0 {
             Some(last) if **last == *value => Arc::clone(last),
             _ => Arc::clone(self.0.insert(Arc::new(value.clone()))),
+        }
+    }
+}
+
+impl<T: ?Sized + PartialEq> Interned<T> {
+    /// The same for an owned value of an unsized type (a `Vec<u32>` for an `Arc<[u32]>`):
+    /// moved behind a new `Arc` only when it is not the last one.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use netreach_core::Interned;
+    ///
+    /// let mut paths: Interned<[u32]> = Interned::default();
+    /// let a = paths.get_owned(vec![2, 3]);
+    /// assert!(Arc::ptr_eq(&a, &paths.get_owned(vec![2, 3])));
+    /// ```
+    pub fn get_owned<V>(&mut self, value: V) -> Arc<T>
+    where
+        V: std::ops::Deref<Target = T> + Into<Arc<T>>,
+    {
+        match &self.0 {
+            Some(last) if **last == *value => Arc::clone(last),
+            _ => Arc::clone(self.0.insert(value.into())),
         }
     }
 }

@@ -233,7 +233,7 @@ pub struct ConnectionTracker {
     examined: usize,
     answers: Interned<LookupAnswer>,
     verdicts: Interned<Reachability>,
-    paths: Paths,
+    paths: Interned<[u32]>,
 }
 
 type IdMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
@@ -258,7 +258,9 @@ impl ConnectionTracker {
     /// [`ConnectionTracker::add`].
     pub fn insert(&mut self, id: TargetId, target: Target) -> bool {
         let entry = Entry {
-            interfaces: self.paths.get(target.interface().into_iter().collect()),
+            interfaces: self
+                .paths
+                .get_owned(target.interface().into_iter().collect::<Vec<u32>>()),
             target,
             reported: None,
             answer: None,
@@ -425,7 +427,7 @@ impl ConnectionTracker {
         if *interfaces != *entry.interfaces {
             self.index.set_interfaces(h, &entry.interfaces, &interfaces);
         }
-        entry.interfaces = self.paths.get(interfaces);
+        entry.interfaces = self.paths.get_owned(interfaces);
         entry.answer = Some(self.answers.get(answer));
         if self.pending.get(h).is_some_and(|n| n.lookup) {
             // Events named the target after this lookup was sent and their work is not done:
@@ -728,20 +730,6 @@ fn shadowed(entry: &Entry, changed: &Route) -> bool {
         && found.table == changed.table
         && len < full
         && len > changed.destination.prefix_len()
-}
-
-/// The last path list handed out, shared by the next equal one (as [`Interned`] does for
-/// sized values).
-#[derive(Debug, Default)]
-struct Paths(Option<Arc<[u32]>>);
-
-impl Paths {
-    fn get(&mut self, list: Vec<u32>) -> Arc<[u32]> {
-        match &self.0 {
-            Some(last) if **last == *list => Arc::clone(last),
-            _ => Arc::clone(self.0.insert(Arc::from(list))),
-        }
-    }
 }
 
 /// Which re-evaluated verdicts are reported.
