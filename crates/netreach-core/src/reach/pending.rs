@@ -18,6 +18,22 @@ pub(crate) struct Need {
     pub(crate) lookup: bool,
 }
 
+/// Evaluate again.
+pub(crate) const REEVALUATE: Need = Need {
+    reevaluate: true,
+    lookup: false,
+};
+/// Look up again.
+pub(crate) const LOOKUP: Need = Need {
+    reevaluate: false,
+    lookup: true,
+};
+/// Both.
+pub(crate) const BOTH: Need = Need {
+    reevaluate: true,
+    lookup: true,
+};
+
 impl Need {
     fn or(self, other: Need) -> Need {
         Need {
@@ -128,18 +144,9 @@ mod tests {
     use super::*;
     use crate::reach::tracker::TargetId;
 
-    const R: Need = Need {
-        reevaluate: true,
-        lookup: false,
-    };
-    const L: Need = Need {
-        reevaluate: false,
-        lookup: true,
-    };
-    const B: Need = Need {
-        reevaluate: true,
-        lookup: true,
-    };
+    const R: Need = REEVALUATE;
+    const L: Need = LOOKUP;
+    const B: Need = BOTH;
 
     #[test]
     fn marks_come_out_once_per_target_in_order_with_their_needs_merged() {

@@ -13,7 +13,7 @@ use crate::intern::Interned;
 use crate::model::{Family, LinkKind, Route, RouteType, Snapshot};
 use crate::reach::evaluate::{LookupAnswer, evaluate_along};
 use crate::reach::index::TargetIndex;
-use crate::reach::pending::{Need, Pending};
+use crate::reach::pending::{BOTH, LOOKUP, Pending, REEVALUATE};
 use crate::reach::slots::{Handle, Slots};
 use crate::reach::target::{RouteQuery, Target};
 use crate::reach::verdict::{Reachability, Reason};
@@ -125,19 +125,6 @@ struct Entry {
     /// verdict compares pointers, not lists on 10,000 heap blocks.
     interfaces: Arc<[u32]>,
 }
-
-const REEVALUATE: Need = Need {
-    reevaluate: true,
-    lookup: false,
-};
-const LOOKUP: Need = Need {
-    reevaluate: false,
-    lookup: true,
-};
-const BOTH: Need = Need {
-    reevaluate: true,
-    lookup: true,
-};
 
 /// Keeps the reachability of many connections current, without IO.
 ///
