@@ -8,6 +8,11 @@ pub fn quick() -> bool {
 
 /// The number in variable `name`, or `default` when it is not set; a value that is no number
 /// stops the benchmark with the variable named.
+/// `NETREACH_BENCH_TRACE=1`: one line per netreach latency sample with the monitor's counters.
+pub fn trace() -> bool {
+    std::env::var_os("NETREACH_BENCH_TRACE").is_some_and(|v| v == "1")
+}
+
 pub fn num(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()

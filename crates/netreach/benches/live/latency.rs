@@ -117,6 +117,7 @@ impl Lab {
 
     /// Makes one change of `kind`, returns its latency (`None`: not seen in time), reverts it.
     pub fn measure(&mut self, kind: Kind, rep: usize) -> Option<Duration> {
+        let before = self.obs.stats();
         let latency = match kind {
             Kind::AddressAdd => {
                 let a = IpAddr::V4(Ipv4Addr::new(198, 18, 2, (rep % 250) as u8 + 1));
@@ -137,6 +138,16 @@ impl Lab {
             }
         };
         self.settle();
+        if let (Some(a), Some(b), true) = (before, self.obs.stats(), crate::knobs::trace()) {
+            eprintln!(
+                "trace: {} {:?}: messages +{}, route refreshes +{}, resyncs +{}",
+                kind.name(),
+                latency,
+                b.messages - a.messages,
+                b.route_refreshes - a.route_refreshes,
+                b.resyncs - a.resyncs,
+            );
+        }
         latency
     }
 }

@@ -9,7 +9,9 @@
 //! - `NETREACH_BENCH_QUICK=1`: fewer repetitions and no 10,000-interface namespace;
 //! - `NETREACH_BENCH_REPS` (default 40): latency repetitions per change and observer;
 //! - `NETREACH_BENCH_SIZES` (default `10,1000,10000`): interface counts for the snapshots;
-//! - `NETREACH_BENCH_SNAPSHOT_REPS` (default 15): snapshots per tool and size.
+//! - `NETREACH_BENCH_SNAPSHOT_REPS` (default 15): snapshots per tool and size;
+//! - `NETREACH_BENCH_TRACE=1`: one line on stderr per netreach latency sample, with the
+//!   monitor's counters over it (kernel messages, route refreshes, resyncs).
 
 // The benchmark builds network namespaces, which only Linux has. Elsewhere the crate is empty:
 // `no_main` lets `cargo check --all-targets` pass there (`cargo bench` would not link).

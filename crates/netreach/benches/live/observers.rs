@@ -115,6 +115,16 @@ impl Observer {
     }
 }
 
+impl Observer {
+    /// The monitor's counters, for netreach (`NETREACH_BENCH_TRACE`).
+    pub fn stats(&self) -> Option<netreach::Stats> {
+        match &self.stop {
+            Some(Stop::Monitor(m)) => Some(m.stats()),
+            _ => None,
+        }
+    }
+}
+
 impl Drop for Observer {
     fn drop(&mut self) {
         match self.stop.take() {

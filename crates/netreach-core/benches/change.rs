@@ -1,0 +1,131 @@
+//! The machine alone (no kernel, no threads): one address added and removed on a model of 10
+//! or 10,000 interfaces, the way the driver feeds it (the updates, `derive`, the outputs
+//! drained) while a reader holds the state published before, as the hub does. Whatever of its
+//! cost grows with the size of the model shows as the difference between the two sizes:
+//!
+//! ```sh
+//! cargo bench -p netreach-core --bench change                        # times
+//! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*change::round*' \
+//!     target/release/deps/change-* 10000 100                         # counted
+//! ```
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use netreach_core::machine::{Machine, MachineConfig};
+use netreach_core::{
+    Address, AddressFlags, Interface, LinkKind, Route, RouteProtocol, RouteType, Scope, Snapshot,
+    Update,
+};
+
+/// The address of interface `i`, as the live benchmark gives its bridges.
+fn address(i: u32) -> Ipv4Addr {
+    Ipv4Addr::from((198u32 << 24 | 18 << 16) + 0x0400 + i)
+}
+
+fn addr(interface: u32, a: Ipv4Addr) -> Address {
+    Address {
+        interface,
+        address: IpAddr::V4(a),
+        prefix_len: 32,
+        scope: Scope::Global,
+        flags: AddressFlags::empty(),
+    }
+}
+
+/// The route the kernel adds to table `local` for an address of its own.
+fn local_route(interface: u32, a: Ipv4Addr) -> Route {
+    Route {
+        table: 255,
+        kind: RouteType::Local,
+        protocol: RouteProtocol(2),
+        scope: Scope::Host,
+        prefsrc: Some(IpAddr::V4(a)),
+        ..Route::unicast(format!("{a}/32").parse().unwrap(), None, interface)
+    }
+}
+
+/// `n` bridges (indexes from 10), each with one address and its local route, and one
+/// interface under test (index 2) that is up.
+fn model(n: u32) -> Snapshot {
+    let mut va = Interface::new(2, "va", LinkKind::Ethernet);
+    va.admin_up = true;
+    va.carrier = true;
+    let bridges = (0..n).map(|i| Interface::new(10 + i, format!("br{i}"), LinkKind::Bridge));
+    Snapshot::from_parts(
+        std::iter::once(va).chain(bridges),
+        (0..n).map(|i| addr(10 + i, address(i))),
+        (0..n).map(|i| local_route(10 + i, address(i))),
+    )
+}
+
+/// One change as the driver takes it: the updates, the derived changes, the outputs drained,
+/// and the state published (held until the next round, as a reader's view holds it).
+#[inline(never)]
+fn round(m: &mut Machine, updates: Vec<Update>, held: &mut Arc<Snapshot>, now: Instant) -> usize {
+    m.handle_updates(updates, now);
+    m.derive();
+    let mut n = 0;
+    while let Some(o) = m.poll_output() {
+        n += 1;
+        black_box(o);
+    }
+    while m.poll_action().is_some() {}
+    *held = m.snapshot().clone();
+    n
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
+    let sizes: Vec<u32> = match args.next() {
+        Some(s) => vec![s.parse().expect("size")],
+        None => vec![10, 10_000],
+    };
+    let rounds: u32 = args.next().map_or(2_000, |r| r.parse().expect("rounds"));
+    println!("| interfaces | rounds | add + remove, median | p90 | outputs per round |");
+    println!("|---|---|---|---|---|");
+    for size in sizes {
+        let now = Instant::now();
+        let mut m = Machine::new(model(size), MachineConfig::default());
+        while m.poll_output().is_some() {}
+        while m.poll_action().is_some() {}
+        let mut held = m.snapshot().clone();
+        let mut times = Vec::with_capacity(rounds as usize);
+        let mut outputs = 0;
+        let probe = Ipv4Addr::new(198, 18, 2, 1);
+        for _ in 0..rounds {
+            let t = Instant::now();
+            outputs = round(
+                &mut m,
+                vec![
+                    Update::NewAddress(addr(2, probe)),
+                    Update::NewRoute {
+                        route: local_route(2, probe),
+                        replace: false,
+                    },
+                ],
+                &mut held,
+                now,
+            );
+            outputs += round(
+                &mut m,
+                vec![
+                    Update::DelAddress(addr(2, probe)),
+                    Update::DelRoute(local_route(2, probe)),
+                ],
+                &mut held,
+                now,
+            );
+            times.push(t.elapsed());
+        }
+        times.sort();
+        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+        println!(
+            "| {size} | {rounds} | {:.2?} | {:.2?} | {outputs} |",
+            at(0.5),
+            at(0.9)
+        );
+    }
+}
