@@ -11,6 +11,7 @@
 mod cli;
 mod cmd;
 mod output;
+mod resident;
 #[cfg(target_os = "linux")]
 mod serve;
 

@@ -169,6 +169,8 @@ pub fn run(scope: &super::Scope, args: &WaitOnlineArgs) -> Outcome {
     };
     // Subscribed before the first check: a change after it wakes the loop.
     let mut stream = monitor.stream();
+    // Started: what only the start-up used need not stay resident while it waits.
+    crate::resident::release_startup_pages();
     let outcome = loop {
         let missing: Vec<String> = goals
             .iter()

@@ -32,62 +32,75 @@ pub fn run(scope: &super::Scope, args: &WatchArgs) -> Outcome {
     let mut stream = monitor.stream();
     let mut names = json::Names::default();
     let mut out = io::stdout().lock();
+    // Start-up is over once the state is known and, when probing, the first verdict is in:
+    // then what only the start-up used need not stay resident.
+    let mut verdict_due = view.probe;
     while let Some(n) = stream.recv() {
-        match &n {
-            Notification::Ready { snapshot, .. } => {
-                // The first line says the subscription is live and the state known.
-                names.learn(snapshot);
-                let ready = shown.ready(&n);
-                let conn = status.connectivity();
-                if view.json {
-                    let line = json::Line::new(&ready, &names).with_connectivity(&conn);
-                    serde_json::to_writer(&mut out, &line).map_err(io::Error::from)?;
-                    writeln!(out)?;
-                } else {
-                    human::line(&mut out, style, &ready, &names)?;
-                    human::connectivity(&mut out, style, &conn)?;
-                }
-            }
-            Notification::Connectivity { time, change, .. } => {
-                if !shown.kind(EventKind::Connectivity) {
-                    continue;
-                }
-                if view.json {
-                    print_json(&mut out, &n, &names)?;
-                } else {
-                    human::connectivity_change(&mut out, style, *time, change)?;
-                }
-            }
-            Notification::Verification { time, change, .. } => {
-                if !shown.kind(EventKind::Probe) || !shown.interface(&change.interface) {
-                    continue;
-                }
-                if view.json {
-                    print_json(&mut out, &n, &names)?;
-                } else {
-                    human::verification_change(&mut out, style, *time, change)?;
-                }
-            }
-            Notification::Reachability { .. } => continue,
-            _ => {
-                if let Notification::Change { event, .. } = &n {
-                    // Decide before learning: a removed interface's events keep its name, and
-                    // a rename is judged by both names.
-                    let print = shown.event(event, &names);
-                    names.note(event);
-                    if !print {
-                        continue;
+        let started = match &n {
+            Notification::Ready { .. } => true,
+            Notification::Verification { .. } => std::mem::take(&mut verdict_due),
+            _ => false,
+        };
+        'line: {
+            match &n {
+                Notification::Ready { snapshot, .. } => {
+                    // The first line says the subscription is live and the state known.
+                    names.learn(snapshot);
+                    let ready = shown.ready(&n);
+                    let conn = status.connectivity();
+                    if view.json {
+                        let line = json::Line::new(&ready, &names).with_connectivity(&conn);
+                        serde_json::to_writer(&mut out, &line).map_err(io::Error::from)?;
+                        writeln!(out)?;
+                    } else {
+                        human::line(&mut out, style, &ready, &names)?;
+                        human::connectivity(&mut out, style, &conn)?;
                     }
                 }
-                if view.json {
-                    print_json(&mut out, &n, &names)?;
-                } else {
-                    human::line(&mut out, style, &n, &names)?;
+                Notification::Connectivity { time, change, .. } => {
+                    if !shown.kind(EventKind::Connectivity) {
+                        break 'line;
+                    }
+                    if view.json {
+                        print_json(&mut out, &n, &names)?;
+                    } else {
+                        human::connectivity_change(&mut out, style, *time, change)?;
+                    }
+                }
+                Notification::Verification { time, change, .. } => {
+                    if !shown.kind(EventKind::Probe) || !shown.interface(&change.interface) {
+                        break 'line;
+                    }
+                    if view.json {
+                        print_json(&mut out, &n, &names)?;
+                    } else {
+                        human::verification_change(&mut out, style, *time, change)?;
+                    }
+                }
+                Notification::Reachability { .. } => break 'line,
+                _ => {
+                    if let Notification::Change { event, .. } = &n {
+                        // Decide before learning: a removed interface's events keep its name, and
+                        // a rename is judged by both names.
+                        let print = shown.event(event, &names);
+                        names.note(event);
+                        if !print {
+                            break 'line;
+                        }
+                    }
+                    if view.json {
+                        print_json(&mut out, &n, &names)?;
+                    } else {
+                        human::line(&mut out, style, &n, &names)?;
+                    }
                 }
             }
+            // Flush every line: a script may act on it at once.
+            out.flush()?;
         }
-        // Flush every line: a script may act on it at once.
-        out.flush()?;
+        if started {
+            crate::resident::release_startup_pages();
+        }
     }
     out.flush()?;
     match monitor.failure() {

@@ -80,6 +80,8 @@ async fn serve(monitor: &Monitor, args: &ServeArgs, mut config: Config) -> Resul
         None
     };
     running.feed(face.as_ref(), &config);
+    // Serving: what only the start-up used need not stay resident.
+    crate::resident::release_startup_pages();
     let ended = async {
         match &face {
             Some(f) => f.ended().await,
