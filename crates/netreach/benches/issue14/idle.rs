@@ -1,7 +1,8 @@
 //! Idle stays idle: processes watching a quiet namespace for a window of N seconds, their
 //! wake-ups counted from `/proc/PID/task/*/status` (`voluntary_ctxt_switches`, summed over
 //! every thread: a thread that wakes and goes back to sleep adds one), and their resident
-//! memory (`VmRSS`) and peak (`VmHWM`) at the end of the window.
+//! memory (`VmRSS`) and peak (`VmHWM`) at the end of the window, and `VmRSS` again after one
+//! change.
 //!
 //! Watched side by side, in one namespace, at the same time (idle processes do not compete):
 //! - `netreach --netns NS watch --json`, the release binary, as an operator runs it, and again
@@ -270,6 +271,9 @@ pub fn run(cfg: &Config) {
         .iter()
         .map(|s| procfs::wakeups(s.pid()).0)
         .collect();
+    // What handling one change brings back into memory (netreach gives back the pages only
+    // its start-up used, once it has started: the code a change runs comes back).
+    let memory_changed: Vec<_> = subjects.iter().map(|s| procfs::memory(s.pid())).collect();
     let mut t = Table::new(&[
         "process",
         "threads",
@@ -279,6 +283,7 @@ pub fn run(cfg: &Config) {
         "wake-ups for one address added",
         "VmRSS",
         "VmHWM",
+        "VmRSS after the change",
     ]);
     for (i, s) in subjects.iter().enumerate() {
         let ((w0, threads), (w1, _)) = (before[i], after[i]);
@@ -293,6 +298,7 @@ pub fn run(cfg: &Config) {
             changed[i].saturating_sub(w1).to_string(),
             kib(rss),
             kib(hwm),
+            kib(memory_changed[i].0),
         ]);
     }
     println!(

@@ -13,6 +13,12 @@ pub fn trace() -> bool {
     std::env::var_os("NETREACH_BENCH_TRACE").is_some_and(|v| v == "1")
 }
 
+/// `NETREACH_BENCH_PIPE_WAKE=1`: netreach's reader waits on a pipe (the subscription polled as
+/// a stream, its waker writing to the pipe) instead of `Subscription::recv`.
+pub fn pipe_wake() -> bool {
+    std::env::var_os("NETREACH_BENCH_PIPE_WAKE").is_some_and(|v| v == "1")
+}
+
 pub fn num(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()

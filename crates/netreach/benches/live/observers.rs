@@ -156,8 +156,16 @@ fn netreach(ns: &Ns, tx: Sender<Obs>) -> (Stop, JoinHandle<()>) {
         .expect("the interface under test")
         .index;
     let mut sub = monitor.subscribe();
+    let pipe_wake = crate::knobs::pipe_wake();
     let thread = std::thread::spawn(move || {
-        while let Some(n) = sub.recv() {
+        let mut next = || {
+            if pipe_wake {
+                next_by_pipe(&mut sub)
+            } else {
+                sub.recv()
+            }
+        };
+        while let Some(n) = next() {
             let at = Instant::now();
             let Notification::Change { event, .. } = n else {
                 continue;
@@ -182,6 +190,44 @@ fn netreach(ns: &Ns, tx: Sender<Obs>) -> (Stop, JoinHandle<()>) {
         }
     });
     (Stop::Monitor(monitor), thread)
+}
+
+/// A pipe's write end as a waker: the kernel wakes a pipe's reader as a synchronous wake-up
+/// (on the writer's CPU when the writer is about to sleep), where a futex wake-up, as a
+/// condition variable's, goes to the reader's previous CPU (`NETREACH_BENCH_PIPE_WAKE=1`).
+struct PipeWaker(std::os::fd::OwnedFd);
+
+impl std::task::Wake for PipeWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        let _ = rustix::io::write(&self.0, &[1]);
+    }
+}
+
+/// The next notification, the subscription polled as a stream and its waker a pipe.
+fn next_by_pipe(sub: &mut netreach::Subscription) -> Option<Notification> {
+    use std::future::Future;
+    use std::sync::OnceLock;
+    use std::task::{Context, Poll, Waker};
+    static PIPE: OnceLock<(std::os::fd::OwnedFd, Waker)> = OnceLock::new();
+    let (read, waker) = PIPE.get_or_init(|| {
+        let (r, w) = rustix::pipe::pipe().expect("pipe");
+        (r, Waker::from(std::sync::Arc::new(PipeWaker(w))))
+    });
+    let mut cx = Context::from_waker(waker);
+    loop {
+        let mut next = sub.recv_async();
+        match std::pin::Pin::new(&mut next).poll(&mut cx) {
+            Poll::Ready(n) => return n,
+            Poll::Pending => {
+                let mut buf = [0u8; 64];
+                let _ = rustix::io::read(read, &mut buf);
+            }
+        }
+    }
 }
 
 fn ip_monitor(ns: &Ns, tx: Sender<Obs>) -> (Stop, JoinHandle<()>) {
