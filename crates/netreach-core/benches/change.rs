@@ -1,10 +1,12 @@
 //! The machine alone (no kernel, no threads): one address added and removed on a model of 10
 //! or 10,000 interfaces, the way the driver feeds it (the updates, `derive`, the outputs
 //! drained) while a reader holds the state published before, as the hub does. Whatever of its
-//! cost grows with the size of the model shows as the difference between the two sizes:
+//! cost grows with the size of the model shows as the difference between the two sizes, hot
+//! or, with `NETREACH_BENCH_COLD=1`, with the caches flushed before each change:
 //!
 //! ```sh
 //! cargo bench -p netreach-core --bench change                        # times
+//! NETREACH_BENCH_COLD=1 cargo bench -p netreach-core --bench change  # times, caches cold
 //! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*change::round*' \
 //!     target/release/deps/change-* 10000 100                         # counted
 //! ```
@@ -84,6 +86,11 @@ fn main() {
         None => vec![10, 10_000],
     };
     let rounds: u32 = args.next().map_or(2_000, |r| r.parse().expect("rounds"));
+    // `NETREACH_BENCH_COLD=1`: the caches flushed before each change (64 MiB written), as
+    // after the idle minutes between two changes of a live machine.
+    let mut flush = std::env::var_os("NETREACH_BENCH_COLD")
+        .is_some_and(|v| v == "1")
+        .then(|| vec![0u8; 64 << 20]);
     println!("| interfaces | rounds | add + remove, median | p90 | outputs per round |");
     println!("|---|---|---|---|---|");
     for size in sizes {
@@ -95,7 +102,11 @@ fn main() {
         let mut times = Vec::with_capacity(rounds as usize);
         let mut outputs = 0;
         let probe = Ipv4Addr::new(198, 18, 2, 1);
-        for _ in 0..rounds {
+        for r in 0..rounds {
+            if let Some(buf) = flush.as_mut() {
+                buf.iter_mut().step_by(64).for_each(|b| *b = r as u8);
+                black_box(&buf);
+            }
             let t = Instant::now();
             outputs = round(
                 &mut m,
