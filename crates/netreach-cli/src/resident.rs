@@ -7,7 +7,9 @@
 //! process lives: 4 to 5 MiB of a 13 MB binary for an idle `netreach watch`, much more than
 //! its own memory (about 600 KiB of heap and stacks). Once started, the command asks the
 //! kernel to unmap what is in the executable's read-only segments (`MADV_DONTNEED`); the page
-//! cache keeps them, and what the command needs again comes back on first touch, from memory.
+//! cache keeps them, and what the command needs again comes back on first touch, from memory
+//! (or from the disk, if memory ran short in between and the kernel reclaimed them: the point
+//! of giving them back).
 //!
 //! Only pages that are the file's own are given back: the read-only segments are never written
 //! by the program, and a page that was written anyway (a debugger's breakpoint, a uprobe)
