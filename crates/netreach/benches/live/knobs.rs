@@ -6,8 +6,6 @@ pub fn quick() -> bool {
     std::env::var("NETREACH_BENCH_QUICK").is_ok_and(|v| v != "0")
 }
 
-/// The number in variable `name`, or `default` when it is not set; a value that is no number
-/// stops the benchmark with the variable named.
 /// `NETREACH_BENCH_TRACE=1`: one line per netreach latency sample with the monitor's counters.
 pub fn trace() -> bool {
     std::env::var_os("NETREACH_BENCH_TRACE").is_some_and(|v| v == "1")
@@ -19,6 +17,8 @@ pub fn pipe_wake() -> bool {
     std::env::var_os("NETREACH_BENCH_PIPE_WAKE").is_some_and(|v| v == "1")
 }
 
+/// The number in variable `name`, or `default` when it is not set; a value that is no number
+/// stops the benchmark with the variable named.
 pub fn num(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()

@@ -60,6 +60,7 @@ impl Peer {
 
     pub fn name(self) -> &'static str {
         match self {
+            Peer::Netreach if crate::knobs::pipe_wake() => "netreach (stream, woken by a pipe)",
             Peer::Netreach => "netreach (Subscription::recv)",
             Peer::IpMonitor => "ip monitor link address",
             Peer::IfWatch => "if-watch 3 (tokio)",
@@ -113,9 +114,7 @@ impl Observer {
             thread: Some(thread),
         }
     }
-}
 
-impl Observer {
     /// The monitor's counters, for netreach (`NETREACH_BENCH_TRACE`).
     pub fn stats(&self) -> Option<netreach::Stats> {
         match &self.stop {
@@ -158,12 +157,10 @@ fn netreach(ns: &Ns, tx: Sender<Obs>) -> (Stop, JoinHandle<()>) {
     let mut sub = monitor.subscribe();
     let pipe_wake = crate::knobs::pipe_wake();
     let thread = std::thread::spawn(move || {
-        let mut next = || {
-            if pipe_wake {
-                next_by_pipe(&mut sub)
-            } else {
-                sub.recv()
-            }
+        let pipe = pipe_wake.then(PipeWait::new);
+        let mut next = || match &pipe {
+            Some(p) => p.next(&mut sub),
+            None => sub.recv(),
         };
         while let Some(n) = next() {
             let at = Instant::now();
@@ -207,24 +204,34 @@ impl std::task::Wake for PipeWaker {
     }
 }
 
-/// The next notification, the subscription polled as a stream and its waker a pipe.
-fn next_by_pipe(sub: &mut netreach::Subscription) -> Option<Notification> {
-    use std::future::Future;
-    use std::sync::OnceLock;
-    use std::task::{Context, Poll, Waker};
-    static PIPE: OnceLock<(std::os::fd::OwnedFd, Waker)> = OnceLock::new();
-    let (read, waker) = PIPE.get_or_init(|| {
-        let (r, w) = rustix::pipe::pipe().expect("pipe");
-        (r, Waker::from(std::sync::Arc::new(PipeWaker(w))))
-    });
-    let mut cx = Context::from_waker(waker);
-    loop {
-        let mut next = sub.recv_async();
-        match std::pin::Pin::new(&mut next).poll(&mut cx) {
-            Poll::Ready(n) => return n,
-            Poll::Pending => {
-                let mut buf = [0u8; 64];
-                let _ = rustix::io::read(read, &mut buf);
+/// A reader's own pipe, and the waker that writes to it.
+struct PipeWait {
+    read: std::os::fd::OwnedFd,
+    waker: std::task::Waker,
+}
+
+impl PipeWait {
+    fn new() -> PipeWait {
+        let (read, write) = rustix::pipe::pipe().expect("pipe");
+        PipeWait {
+            read,
+            waker: std::task::Waker::from(std::sync::Arc::new(PipeWaker(write))),
+        }
+    }
+
+    /// The next notification, the subscription polled as a stream, sleeping on the pipe.
+    fn next(&self, sub: &mut netreach::Subscription) -> Option<Notification> {
+        use std::future::Future;
+        use std::task::{Context, Poll};
+        let mut cx = Context::from_waker(&self.waker);
+        loop {
+            let mut next = sub.recv_async();
+            match std::pin::Pin::new(&mut next).poll(&mut cx) {
+                Poll::Ready(n) => return n,
+                Poll::Pending => {
+                    let mut buf = [0u8; 64];
+                    let _ = rustix::io::read(&self.read, &mut buf);
+                }
             }
         }
     }
