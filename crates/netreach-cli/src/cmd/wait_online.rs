@@ -169,8 +169,7 @@ pub fn run(scope: &super::Scope, args: &WaitOnlineArgs) -> Outcome {
     };
     // Subscribed before the first check: a change after it wakes the loop.
     let mut stream = monitor.stream();
-    // Started: what only the start-up used need not stay resident while it waits.
-    crate::resident::release_startup_pages();
+    let mut waited = false;
     let outcome = loop {
         let missing: Vec<String> = goals
             .iter()
@@ -186,6 +185,11 @@ pub fn run(scope: &super::Scope, args: &WaitOnlineArgs) -> Outcome {
         };
         if done {
             break Ok(ExitCode::SUCCESS);
+        }
+        if !std::mem::replace(&mut waited, true) {
+            // It has to wait: what only the start-up used need not stay resident meanwhile
+            // (not worth it for a machine already online, where it exits at once).
+            crate::resident::release_startup_pages();
         }
         let woke = match deadline {
             None => stream.recv().is_some(),
