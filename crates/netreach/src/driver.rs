@@ -166,11 +166,17 @@ impl Driver {
         self.act();
         self.publish();
         loop {
-            // Feed: everything the backend has, in slices of at most MAX_BATCH updates.
+            // Feed: everything the backend has, in slices of at most MAX_BATCH updates. The
+            // first read after a wake-up stops after the first message that changes something:
+            // the kernel sends a change's own message first (the link's, the address's) and
+            // its consequences after it (routes, addresses flushed), which by the time this
+            // thread runs are queued behind it; the change goes out before they are decoded.
+            let mut max = 1;
             loop {
                 let read = self
                     .backend
-                    .read(&mut updates, MAX_BATCH, &self.shared.counters)?;
+                    .read(&mut updates, max, &self.shared.counters)?;
+                max = MAX_BATCH;
                 let now = Instant::now();
                 let more = matches!(read, Read::More);
                 match read {
