@@ -142,6 +142,11 @@ pub fn decode_message(msg: &[u8]) -> Result<Message, DecodeError> {
     let message_type = msg
         .get(4..6)
         .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
+    if message_type == RTM_NEWLINK {
+        if let Some(m) = new_link_attributes_used(msg) {
+            return Ok(m);
+        }
+    }
     let nl = NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg).map_err(|e| {
         DecodeError::Malformed {
             message_type,
@@ -161,6 +166,43 @@ pub fn decode_message(msg: &[u8]) -> Result<Message, DecodeError> {
         _ => Parsed::Ignored,
     };
     Ok(Message { header, parsed })
+}
+
+/// `RTM_NEWLINK`.
+const RTM_NEWLINK: u16 = 16;
+/// The link attributes [`link`] reads: `IFLA_ADDRESS`, `IFLA_IFNAME`, `IFLA_MTU`,
+/// `IFLA_OPERSTATE`, `IFLA_LINKINFO`.
+const LINK_ATTRIBUTES_USED: [u16; 5] = [1, 3, 4, 16, 18];
+
+/// A new-link message decoded with `netlink-packet-route`, but only the attributes netreach
+/// keeps: a link's message carries a kilobyte or two of statistics and per-family settings
+/// (IPv6's `devconf` alone is some sixty values), whose full decoding was most of the time a
+/// link change took to decode. Gives the same [`Message`] as the full decoding; `None` when any
+/// part it reads is malformed, and then the full decoding says what (the caller falls back).
+fn new_link_attributes_used(msg: &[u8]) -> Option<Message> {
+    use netlink_packet_core::{NetlinkBuffer, NlasIterator, Parseable, ParseableParametrized};
+    use netlink_packet_route::link::{LinkHeader, LinkMessageBuffer};
+
+    let buf = NetlinkBuffer::new_checked(msg).ok()?;
+    let header = NetlinkHeader::parse(&buf).ok()?;
+    let payload = buf.payload();
+    let mut link_msg = LinkMessage::default();
+    link_msg.header = LinkHeader::parse(payload).ok()?;
+    let family = link_msg.header.interface_family;
+    let attributes = payload.get(std::mem::size_of::<LinkMessageBuffer>()..)?;
+    for nla in NlasIterator::new(attributes) {
+        let nla = nla.ok()?;
+        if LINK_ATTRIBUTES_USED.contains(&nla.kind()) {
+            link_msg
+                .attributes
+                .push(LinkAttribute::parse_with_param(&nla, family).ok()?);
+        }
+    }
+    let parsed = match decode_route_message(&RouteNetlinkMessage::NewLink(link_msg), header.flags) {
+        Some(u) => Parsed::Update(u),
+        None => Parsed::Ignored,
+    };
+    Some(Message { header, parsed })
 }
 
 /// Turns one rtnetlink message into a model update; `None` for what netreach does not model.
