@@ -60,9 +60,19 @@ fn a_thousand_streams_all_get_the_change() {
     ns.ip("route add 198.18.42.0/24 via 198.18.22.1");
     let start = Instant::now();
     for c in &mut clients {
-        let e = c.next().unwrap();
-        assert_eq!(e.event, "route_added");
-        assert!(e.data.contains("198.18.42.0/24"));
+        // IPv6's own routes for the veth's link-local address may come first (once its
+        // duplicate address detection is over, which a loaded machine may see after the
+        // streams opened); nothing but `route_added` comes, and the change within a few.
+        let mut seen = Vec::new();
+        while seen.len() < 8 {
+            let e = c.next().unwrap();
+            assert_eq!(e.event, "route_added");
+            if e.data.contains("198.18.42.0/24") {
+                break;
+            }
+            seen.push(e.data);
+        }
+        assert!(seen.len() < 8, "the change is not among {seen:?}");
     }
     eprintln!("1,000 streams read the change in {:?}", start.elapsed());
 }
