@@ -18,7 +18,8 @@
 //! where something cannot be read, nothing is given back.
 
 /// Unmaps the executable's read-only pages that are still the file's own; returns how many
-/// bytes were given back. Call it once, when start-up is over.
+/// bytes were given back. Call it when start-up is over, and again when a long quiet spell
+/// follows work that brought code back (`watch`, after a change).
 #[cfg(target_os = "linux")]
 pub fn release_startup_pages() -> usize {
     let page = rustix::param::page_size();

@@ -7,6 +7,7 @@
 
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use netreach::{Notification, StatusMonitor};
 
@@ -33,9 +34,13 @@ pub fn run(scope: &super::Scope, args: &WatchArgs) -> Outcome {
     let mut names = json::Names::default();
     let mut out = io::stdout().lock();
     // Start-up is over once the state is known and, when probing, the first verdict is in:
-    // then what only the start-up used need not stay resident.
+    // then what only the start-up used need not stay resident. What a change runs comes back
+    // with it, and is given back once the stream has been quiet for `QUIET`: one wake-up
+    // after the last change, none while nothing changes.
     let mut verdict_due = view.probe;
-    while let Some(n) = stream.recv() {
+    let mut started_up = false;
+    let mut give_back: Option<Instant> = None;
+    while let Some(n) = next(&mut stream, &mut give_back) {
         let started = match &n {
             Notification::Ready { .. } => true,
             Notification::Verification { .. } => std::mem::take(&mut verdict_due),
@@ -100,6 +105,9 @@ pub fn run(scope: &super::Scope, args: &WatchArgs) -> Outcome {
         }
         if started {
             crate::resident::release_startup_pages();
+            started_up = !verdict_due;
+        } else if started_up {
+            give_back = Instant::now().checked_add(QUIET);
         }
     }
     out.flush()?;
@@ -107,6 +115,33 @@ pub fn run(scope: &super::Scope, args: &WatchArgs) -> Outcome {
         Some(e) => Err(io::Error::other(e.to_string()).into()),
         None => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// How long the stream stays quiet after a change before `watch` gives back the code that
+/// handling it brought into memory.
+const QUIET: Duration = Duration::from_secs(5);
+
+/// The next item; `None` once the monitor is gone. With a deadline set, waits until then at
+/// most, gives back the pages a change brought in when it passes with nothing new, and clears it.
+fn next(
+    stream: &mut netreach::Subscription,
+    give_back: &mut Option<Instant>,
+) -> Option<Notification> {
+    if let Some(at) = *give_back {
+        if let Some(n) = stream.recv_timeout(at.saturating_duration_since(Instant::now())) {
+            return Some(n);
+        }
+        // A timeout, or the monitor gone: `try_recv` tells which.
+        match stream.try_recv() {
+            Ok(Some(n)) => return Some(n),
+            Ok(None) => {
+                *give_back = None;
+                crate::resident::release_startup_pages();
+            }
+            Err(_) => return None,
+        }
+    }
+    stream.recv()
 }
 
 /// One item's `watch --json` line, as `serve` sends it too.

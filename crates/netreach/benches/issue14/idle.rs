@@ -2,7 +2,8 @@
 //! wake-ups counted from `/proc/PID/task/*/status` (`voluntary_ctxt_switches`, summed over
 //! every thread: a thread that wakes and goes back to sleep adds one), and their resident
 //! memory (`VmRSS`) and peak (`VmHWM`) at the end of the window, and `VmRSS` again after one
-//! change.
+//! change, and once more [`SETTLE_SECS`] later (`watch` gives back the code a change brought
+//! in once the stream has been quiet for 5 s).
 //!
 //! Watched side by side, in one namespace, at the same time (idle processes do not compete):
 //! - `netreach --netns NS watch --json`, the release binary, as an operator runs it, and again
@@ -47,6 +48,8 @@ const ENDPOINT: &str = "http://198.18.0.2/generate_204";
 const NO_CONTENT: &[u8] = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n";
 /// The server answers at most this many probes, then ends (a probe every 5 min once full).
 const MAX_PROBES: usize = 100;
+/// How long after the change the memory is read again: `watch`'s quiet spell (5 s) and a second.
+const SETTLE_SECS: u64 = 6;
 
 /// One watched process and a thread counting the lines it prints.
 struct Subject {
@@ -274,6 +277,13 @@ pub fn run(cfg: &Config) {
     // What handling one change brings back into memory (netreach gives back the pages only
     // its start-up used, once it has started: the code a change runs comes back).
     let memory_changed: Vec<_> = subjects.iter().map(|s| procfs::memory(s.pid())).collect();
+    // `watch` gives those pages back once the stream has been quiet for 5 s: one wake-up.
+    std::thread::sleep(Duration::from_secs(SETTLE_SECS));
+    let settled: Vec<u64> = subjects
+        .iter()
+        .map(|s| procfs::wakeups(s.pid()).0)
+        .collect();
+    let memory_settled: Vec<_> = subjects.iter().map(|s| procfs::memory(s.pid())).collect();
     let mut t = Table::new(&[
         "process",
         "threads",
@@ -284,6 +294,8 @@ pub fn run(cfg: &Config) {
         "VmRSS",
         "VmHWM",
         "VmRSS after the change",
+        "wake-ups in the next 6 s",
+        "VmRSS 6 s later",
     ]);
     for (i, s) in subjects.iter().enumerate() {
         let ((w0, threads), (w1, _)) = (before[i], after[i]);
@@ -299,6 +311,8 @@ pub fn run(cfg: &Config) {
             kib(rss),
             kib(hwm),
             kib(memory_changed[i].0),
+            settled[i].saturating_sub(changed[i]).to_string(),
+            kib(memory_settled[i].0),
         ]);
     }
     println!(
