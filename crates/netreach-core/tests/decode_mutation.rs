@@ -160,15 +160,8 @@ fn rule() -> RuleMessage {
 
 /// Everything mutated from: the captured answers and one message of each kind.
 fn corpus() -> Vec<Vec<u8>> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/route-lookup");
-    let mut fixtures: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
-        .collect();
-    fixtures.sort();
-    let mut out: Vec<Vec<u8>> = fixtures.iter().map(|p| std::fs::read(p).unwrap()).collect();
-    assert!(out.len() > 20, "fixtures missing from {dir}");
+    let mut out = bin_files("route-lookup");
+    assert!(out.len() > 20, "route-lookup fixtures missing");
 
     let [a4, a6] = addresses();
     let [default, multipath] = routes();
@@ -359,16 +352,21 @@ fn decoders_never_panic_on_truncated_bytes() {
 /// pair, a bridge, a vxlan and a tun answered a link dump, 1.4 to 1.9 KB each with statistics
 /// and per-family settings).
 fn link_fixtures() -> Vec<Vec<u8>> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/links");
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
+    let out = bin_files("links");
+    assert!(out.len() >= 5, "link fixtures missing");
+    out
+}
+
+/// The `.bin` files of `tests/fixtures/<dir>`, in name order.
+fn bin_files(dir: &str) -> Vec<Vec<u8>> {
+    let dir = format!("{}/tests/fixtures/{dir}", env!("CARGO_MANIFEST_DIR"));
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "bin"))
         .collect();
     paths.sort();
-    let out: Vec<_> = paths.iter().map(|p| std::fs::read(p).unwrap()).collect();
-    assert!(out.len() >= 5, "fixtures missing from {dir}");
-    out
+    paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
 }
 
 /// What the full decoder (every attribute) makes of one message.
