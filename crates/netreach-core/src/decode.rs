@@ -177,8 +177,10 @@ const LINK_ATTRIBUTES_USED: [u16; 5] = [1, 3, 4, 16, 18];
 /// A new-link message decoded with `netlink-packet-route`, but only the attributes netreach
 /// keeps: a link's message carries a kilobyte or two of statistics and per-family settings
 /// (IPv6's `devconf` alone is some sixty values), whose full decoding was most of the time a
-/// link change took to decode. Gives the same [`Message`] as the full decoding; `None` when any
-/// part it reads is malformed, and then the full decoding says what (the caller falls back).
+/// link change took to decode. Gives the same [`Message`] as the full decoding wherever that
+/// succeeds (an attribute netreach does not read may be malformed here and not refuse the
+/// link); `None` when any part it reads is malformed, and the caller falls back to the full
+/// decoding, which says what.
 fn new_link_attributes_used(msg: &[u8]) -> Option<Message> {
     use netlink_packet_core::{NetlinkBuffer, NlasIterator, Parseable, ParseableParametrized};
     use netlink_packet_route::link::{LinkHeader, LinkMessageBuffer};

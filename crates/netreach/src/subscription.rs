@@ -402,8 +402,8 @@ impl Subscription {
     /// The state after the last item this subscription handed out (after its whole batch: a
     /// batch is what one read of the kernel's messages changed; the first read after a quiet
     /// spell takes only the first message, so that the change itself goes out before its
-    /// consequences are decoded). Applying the changes still to
-    /// come leads to [`Subscription::current`].
+    /// consequences are decoded). Applying the changes still to come leads to
+    /// [`Subscription::current`].
     pub fn view(&self) -> &Snapshot {
         &self.model.view
     }
