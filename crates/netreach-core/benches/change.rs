@@ -1,5 +1,5 @@
-//! The machine alone (no kernel, no threads): one address added and removed on a model of 10
-//! or 10,000 interfaces, the way the driver feeds it (the updates, `derive`, the outputs
+//! The machine alone (no kernel, no threads): one address added and removed, and one link going
+//! down and up, on a model of 10 or 10,000 interfaces, the way the driver feeds it (the updates, `derive`, the outputs
 //! drained) while a reader holds the state published before, as the hub does. Whatever of its
 //! cost grows with the size of the model shows as the difference between the two sizes, hot
 //! or, with `NETREACH_BENCH_COLD=1`, with the caches flushed before each change:
@@ -8,7 +8,7 @@
 //! cargo bench -p netreach-core --bench change                        # times
 //! NETREACH_BENCH_COLD=1 cargo bench -p netreach-core --bench change  # times, caches cold
 //! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*change::round*' \
-//!     target/release/deps/change-* 10000 100                         # counted
+//!     target/release/deps/change-* 10000 100 link                    # counted
 //! ```
 
 use std::hint::black_box;
@@ -50,16 +50,19 @@ fn local_route(interface: u32, a: Ipv4Addr) -> Route {
 }
 
 /// `n` bridges (indexes from 10), each with one address and its local route, and one
-/// interface under test (index 2) that is up.
+/// interface under test (index 2) that is up, with an address, its local route and its prefix
+/// route, as the live benchmark's.
 fn model(n: u32) -> Snapshot {
-    let mut va = Interface::new(2, "va", LinkKind::Ethernet);
-    va.admin_up = true;
-    va.carrier = true;
     let bridges = (0..n).map(|i| Interface::new(10 + i, format!("br{i}"), LinkKind::Bridge));
     Snapshot::from_parts(
-        std::iter::once(va).chain(bridges),
-        (0..n).map(|i| addr(10 + i, address(i))),
-        (0..n).map(|i| local_route(10 + i, address(i))),
+        std::iter::once(va(true)).chain(bridges),
+        (0..n).map(|i| addr(10 + i, address(i))).chain([Address {
+            prefix_len: 24,
+            ..addr(2, VA)
+        }]),
+        (0..n)
+            .map(|i| local_route(10 + i, address(i)))
+            .chain([local_route(2, VA), prefix_route()]),
     )
 }
 
@@ -79,6 +82,66 @@ fn round(m: &mut Machine, updates: Vec<Update>, held: &mut Arc<Snapshot>, now: I
     n
 }
 
+/// One change and its undoing, as the updates the kernel sends for them.
+struct Scenario {
+    name: &'static str,
+    change: fn() -> Vec<Update>,
+    undo: fn() -> Vec<Update>,
+}
+
+const PROBE: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);
+/// The address of the interface under test.
+const VA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+
+/// The route the kernel adds to table `main` for the prefix of the interface under test.
+fn prefix_route() -> Route {
+    Route::unicast("198.18.0.0/24".parse().unwrap(), None, 2)
+}
+
+/// The interface under test, up or down.
+fn va(up: bool) -> Interface {
+    let mut va = Interface::new(2, "va", LinkKind::Ethernet);
+    va.admin_up = up;
+    va.carrier = up;
+    va
+}
+
+const SCENARIOS: [Scenario; 2] = [
+    Scenario {
+        name: "address add + remove",
+        change: || {
+            vec![
+                Update::NewAddress(addr(2, PROBE)),
+                Update::NewRoute {
+                    route: local_route(2, PROBE),
+                    replace: false,
+                },
+            ]
+        },
+        undo: || {
+            vec![
+                Update::DelAddress(addr(2, PROBE)),
+                Update::DelRoute(local_route(2, PROBE)),
+            ]
+        },
+    },
+    // Down: the link's own message, the first the driver publishes (the prefix route's
+    // removal is derived from it). Up: the link's and the prefix route the kernel adds again.
+    Scenario {
+        name: "link down + up",
+        change: || vec![Update::NewLink(va(false))],
+        undo: || {
+            vec![
+                Update::NewLink(va(true)),
+                Update::NewRoute {
+                    route: prefix_route(),
+                    replace: false,
+                },
+            ]
+        },
+    },
+];
+
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
     let sizes: Vec<u32> = match args.next() {
@@ -86,57 +149,42 @@ fn main() {
         None => vec![10, 10_000],
     };
     let rounds: u32 = args.next().map_or(2_000, |r| r.parse().expect("rounds"));
+    // A third argument picks the scenarios whose name starts with it (`address`, `link`).
+    let only = args.next().unwrap_or_default();
     // `NETREACH_BENCH_COLD=1`: the caches flushed before each change (64 MiB written), as
     // after the idle minutes between two changes of a live machine.
     let mut flush = std::env::var_os("NETREACH_BENCH_COLD")
         .is_some_and(|v| v == "1")
         .then(|| vec![0u8; 64 << 20]);
-    println!("| interfaces | rounds | add + remove, median | p90 | outputs per round |");
-    println!("|---|---|---|---|---|");
+    println!("| interfaces | change | rounds | median | p90 | outputs per round |");
+    println!("|---|---|---|---|---|---|");
     for size in sizes {
-        let now = Instant::now();
-        let mut m = Machine::new(model(size), MachineConfig::default());
-        while m.poll_output().is_some() {}
-        while m.poll_action().is_some() {}
-        let mut held = m.snapshot().clone();
-        let mut times = Vec::with_capacity(rounds as usize);
-        let mut outputs = 0;
-        let probe = Ipv4Addr::new(198, 18, 2, 1);
-        for r in 0..rounds {
-            if let Some(buf) = flush.as_mut() {
-                buf.iter_mut().step_by(64).for_each(|b| *b = r as u8);
-                black_box(&buf);
+        for scenario in SCENARIOS.iter().filter(|s| s.name.starts_with(&only)) {
+            let now = Instant::now();
+            let mut m = Machine::new(model(size), MachineConfig::default());
+            while m.poll_output().is_some() {}
+            while m.poll_action().is_some() {}
+            let mut held = m.snapshot().clone();
+            let mut times = Vec::with_capacity(rounds as usize);
+            let mut outputs = 0;
+            for r in 0..rounds {
+                if let Some(buf) = flush.as_mut() {
+                    buf.iter_mut().step_by(64).for_each(|b| *b = r as u8);
+                    black_box(&buf);
+                }
+                let t = Instant::now();
+                outputs = round(&mut m, (scenario.change)(), &mut held, now);
+                outputs += round(&mut m, (scenario.undo)(), &mut held, now);
+                times.push(t.elapsed());
             }
-            let t = Instant::now();
-            outputs = round(
-                &mut m,
-                vec![
-                    Update::NewAddress(addr(2, probe)),
-                    Update::NewRoute {
-                        route: local_route(2, probe),
-                        replace: false,
-                    },
-                ],
-                &mut held,
-                now,
+            times.sort();
+            let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+            println!(
+                "| {size} | {} | {rounds} | {:.2?} | {:.2?} | {outputs} |",
+                scenario.name,
+                at(0.5),
+                at(0.9)
             );
-            outputs += round(
-                &mut m,
-                vec![
-                    Update::DelAddress(addr(2, probe)),
-                    Update::DelRoute(local_route(2, probe)),
-                ],
-                &mut held,
-                now,
-            );
-            times.push(t.elapsed());
         }
-        times.sort();
-        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
-        println!(
-            "| {size} | {rounds} | {:.2?} | {:.2?} | {outputs} |",
-            at(0.5),
-            at(0.9)
-        );
     }
 }
