@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime};
 
+use netreach_core::Snapshot;
 use netreach_core::connectivity::ConnectivityConfig;
 use netreach_core::machine::{Action, DumpFailure, Machine, Output, ReachId, StatusId};
 use netreach_core::probe::{ProbeKey, ProbeResult};
@@ -119,6 +120,9 @@ pub(crate) struct Driver {
     workers: Vec<JoinHandle<()>>,
     /// Lookups waiting to be sent as one pipelined batch.
     lookups: Vec<(ReachId, LookupId, RouteQuery)>,
+    /// States the hub and the readers let go of, freed once a batch is out: freeing a state's
+    /// nodes is work no reader waits for.
+    garbage: Vec<Arc<Snapshot>>,
 }
 
 impl Driver {
@@ -139,6 +143,7 @@ impl Driver {
             probes: Default::default(),
             workers: Vec::new(),
             lookups: Vec::new(),
+            garbage: Vec::new(),
         };
         std::thread::Builder::new()
             .name("netreach-monitor".into())
@@ -173,6 +178,7 @@ impl Driver {
             // thread runs are queued behind it; the change goes out before they are decoded.
             let mut max = 1;
             loop {
+                let first = max == 1;
                 let read = self
                     .backend
                     .read(&mut updates, max, &self.shared.counters)?;
@@ -192,9 +198,19 @@ impl Driver {
                 // refresh, lookups), with the derived changes that need none (connectivity);
                 // the others follow.
                 self.machine.derive();
-                self.publish();
+                let woke = self.publish();
+                if first && woke {
+                    // The change is out. A reader the scheduler woke on this thread's core
+                    // (it prefers the waker's core when the reader's own is busy: on two cores,
+                    // the one that made the change) would wait until this thread has decoded
+                    // and applied the change's consequences and gone back to sleep, tens of
+                    // microseconds; yielding lets it take the change first. With a core free
+                    // it runs there, and this costs one system call per wake-up.
+                    std::thread::yield_now();
+                }
                 self.act();
                 self.publish();
+                self.garbage.clear();
                 if self.shared.stop.load(Ordering::Acquire) {
                     return Ok(());
                 }
@@ -213,6 +229,7 @@ impl Driver {
             self.reap_workers();
             self.act();
             self.publish();
+            self.garbage.clear();
             // Arm the timer and sleep until the kernel, a handle or the deadline wakes us.
             let deadline = self.machine.poll_timeout();
             self.backend.wait(&self.shared.waker, deadline)?;
@@ -404,8 +421,10 @@ impl Driver {
         }
     }
 
-    /// Hands the machine's outputs to the hub, as one batch with the state after it.
-    fn publish(&mut self) {
+    /// Hands the machine's outputs to the hub, as one batch with the state after it; whether
+    /// that woke a reader.
+    fn publish(&mut self) -> bool {
+        let mut woke = false;
         // In slices, so that readers start on the first while the rest is handed over.
         loop {
             let time = SystemTime::now();
@@ -421,17 +440,20 @@ impl Driver {
                 }
             }
             if items.is_empty() {
-                return;
+                return woke;
             }
             self.shared
                 .counters
                 .changes
                 .fetch_add(changes, Ordering::Relaxed);
-            self.hub.publish(Batch {
-                snapshot: self.machine.snapshot().clone(),
-                seq,
-                items,
-            });
+            woke |= self.hub.publish(
+                Batch {
+                    snapshot: self.machine.snapshot().clone(),
+                    seq,
+                    items,
+                },
+                &mut self.garbage,
+            );
         }
     }
 }

@@ -150,6 +150,15 @@ pub(crate) struct Queue {
     pub(crate) reading: u64,
     pub(crate) closed: bool,
     waker: Option<Waker>,
+    /// Threads waiting on the slot's condition variable (a subscription has one reader; a
+    /// count keeps it right whatever the callers do).
+    waiting: u32,
+    /// States the reader let go of while holding the last reference to them: the monitor's
+    /// thread drops them after its next publication. Freeing a state's own nodes, and counting
+    /// down the nodes it shares with the next, touches the memory the monitor's thread copies
+    /// on the next change; done by the reader, it would be on the reader's path (before it gets
+    /// the change) and move those cache lines to the reader's core and back.
+    pub(crate) retired: Vec<Arc<Snapshot>>,
 }
 
 /// A batch of the stream, as the monitor's thread hands it over.
@@ -190,7 +199,10 @@ impl Hub {
 
     /// Publishes a batch: the views and the state are updated, and every interested subscriber
     /// gets its items.
-    pub(crate) fn publish(&self, batch: Batch) {
+    /// Whether it woke a reader that was waiting (a thread or an async task). The states let
+    /// go of (the one this batch replaces, those readers retired) go into `garbage`, for the
+    /// caller to free once it has nothing more urgent to do.
+    pub(crate) fn publish(&self, batch: Batch, garbage: &mut Vec<Arc<Snapshot>>) -> bool {
         let mut st = lock(&self.state);
         // The driver hands one state over in slices (and the derived changes that follow it,
         // with the same state): they are one batch. Every item carries the state after the
@@ -203,9 +215,8 @@ impl Hub {
         for (tag, n) in &batch.items {
             st.note(*tag, n);
         }
-        // The previous state may be the last reference to a large snapshot: free it after the
-        // lock is released.
         let previous = std::mem::replace(&mut st.snapshot, batch.snapshot.clone());
+        garbage.push(previous);
         st.seq = batch.seq;
         // Each item is cloned for every interested subscriber but the last, which gets it.
         let last: Vec<Option<usize>> = batch
@@ -219,8 +230,10 @@ impl Hub {
             .collect();
         let mut items: Vec<Option<(Tag, Notification)>> =
             batch.items.into_iter().map(Some).collect();
+        let mut woke = false;
         for (k, (_, slot)) in st.subscribers.iter().enumerate() {
             let mut q = lock(&slot.queue);
+            garbage.append(&mut q.retired);
             let mut pushed = false;
             for (item, last) in items.iter_mut().zip(&last) {
                 let Some((tag, n)) = item else { continue };
@@ -242,12 +255,12 @@ impl Hub {
                 }
             }
             if pushed {
-                slot.notify(q);
+                woke |= slot.notify(q);
             }
         }
         drop(st);
         drop(items);
-        drop(previous);
+        woke
     }
 
     /// Updates a view without publishing anything (a monitor attached, a target added).
@@ -315,6 +328,8 @@ impl Hub {
                 reading: st.batch,
                 closed: st.closed,
                 waker: None,
+                waiting: 0,
+                retired: Vec::new(),
             }),
             ready: Condvar::new(),
             interest,
@@ -453,13 +468,21 @@ impl Queue {
 }
 
 impl Slot {
-    fn notify(&self, mut q: MutexGuard<'_, Queue>) {
+    /// Wakes the reader, if it waits; whether it did.
+    fn notify(&self, mut q: MutexGuard<'_, Queue>) -> bool {
         let waker = q.waker.take();
+        let waiting = q.waiting > 0;
         drop(q);
-        self.ready.notify_all();
+        // A reader checks for news and starts waiting under the lock, so one that was not
+        // waiting above will see what was just pushed: no system call for it.
+        if waiting {
+            self.ready.notify_all();
+        }
+        let woke = waiting || waker.is_some();
         if let Some(w) = waker {
             w.wake();
         }
+        woke
     }
 
     /// Waits until the queue has news or `deadline` passes; returns the guard.
@@ -469,19 +492,27 @@ impl Slot {
         deadline: Option<Instant>,
     ) -> Option<MutexGuard<'a, Queue>> {
         while !q.has_news() {
-            q = match deadline {
-                None => self.ready.wait(q).unwrap_or_else(PoisonError::into_inner),
+            let timeout = match deadline {
+                None => None,
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         return None;
                     }
+                    Some(d - now)
+                }
+            };
+            q.waiting += 1;
+            q = match timeout {
+                None => self.ready.wait(q).unwrap_or_else(PoisonError::into_inner),
+                Some(t) => {
                     self.ready
-                        .wait_timeout(q, d - now)
+                        .wait_timeout(q, t)
                         .unwrap_or_else(PoisonError::into_inner)
                         .0
                 }
             };
+            q.waiting -= 1;
         }
         Some(q)
     }

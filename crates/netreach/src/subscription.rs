@@ -180,6 +180,9 @@ pub(crate) struct Reader {
     /// longer count against the queue's capacity: a slow reader holds at most one queue's
     /// worth more before it lags.
     taken: VecDeque<Item>,
+    /// States the adapter let go of, for the monitor's thread to drop (see `Queue::retired`):
+    /// handed over the next time the queue is locked.
+    retired: Vec<Arc<Snapshot>>,
 }
 
 impl Reader {
@@ -197,6 +200,7 @@ impl Reader {
                 id,
                 slot,
                 taken: VecDeque::new(),
+                retired: Vec::new(),
             },
             captured,
         )
@@ -212,6 +216,7 @@ impl Reader {
             return Got::Item(item);
         }
         let mut q = lock(&self.slot.queue);
+        q.retired.append(&mut self.retired);
         if q.take_all(&mut self.taken) {
             drop(q);
             return self.taken.pop_front().map_or(Got::Empty, Got::Item);
@@ -275,9 +280,28 @@ pub(crate) trait Adapter {
     fn pending(&mut self) -> Option<Self::Item>;
     /// The item that `got` gives (`None`: nothing to hand out).
     fn accept(&mut self, got: Got) -> Option<Self::Item>;
+    /// A state the adapter stopped holding and held the last reference to, for the monitor's
+    /// thread to drop (see `Queue::retired`).
+    fn retire(&mut self) -> Option<Arc<Snapshot>> {
+        None
+    }
 }
 
 impl Reader {
+    /// The adapter's pending item, keeping what it retired.
+    fn pending<A: Adapter>(&mut self, a: &mut A) -> Option<A::Item> {
+        let n = a.pending();
+        self.retired.extend(a.retire());
+        n
+    }
+
+    /// The item the adapter makes of `got`, keeping what it retired.
+    fn accept<A: Adapter>(&mut self, a: &mut A, got: Got) -> Option<A::Item> {
+        let n = a.accept(got);
+        self.retired.extend(a.retire());
+        n
+    }
+
     /// The next item without waiting: `Ok(None)` when nothing is pending, `Err(Stopped)` once
     /// the monitor is gone and everything was read.
     pub(crate) fn try_next<A: Adapter>(
@@ -285,14 +309,14 @@ impl Reader {
         a: &mut A,
     ) -> Result<Option<A::Item>, crate::Error> {
         loop {
-            if let Some(n) = a.pending() {
+            if let Some(n) = self.pending(a) {
                 return Ok(Some(n));
             }
             match self.take() {
                 Got::Empty => return Ok(None),
                 Got::Closed => return Err(crate::Error::Stopped),
                 got => {
-                    if let Some(n) = a.accept(got) {
+                    if let Some(n) = self.accept(a, got) {
                         return Ok(Some(n));
                     }
                 }
@@ -308,13 +332,13 @@ impl Reader {
         deadline: Option<Instant>,
     ) -> Option<A::Item> {
         loop {
-            if let Some(n) = a.pending() {
+            if let Some(n) = self.pending(a) {
                 return Some(n);
             }
             match self.take_until(deadline)? {
                 Got::Closed => return None,
                 got => {
-                    if let Some(n) = a.accept(got) {
+                    if let Some(n) = self.accept(a, got) {
                         return Some(n);
                     }
                 }
@@ -329,14 +353,14 @@ impl Reader {
         cx: &mut Context<'_>,
     ) -> Poll<Option<A::Item>> {
         loop {
-            if let Some(n) = a.pending() {
+            if let Some(n) = self.pending(a) {
                 return Poll::Ready(Some(n));
             }
             match self.poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Got::Closed) => return Poll::Ready(None),
                 Poll::Ready(got) => {
-                    if let Some(n) = a.accept(got) {
+                    if let Some(n) = self.accept(a, got) {
                         return Poll::Ready(Some(n));
                     }
                 }
@@ -384,6 +408,8 @@ struct ModelAdapter {
     pending: VecDeque<Notification>,
     /// The state the merged changes lead to; becomes the view once they are handed out.
     view_target: Option<Arc<Snapshot>>,
+    /// The view replaced last, when this adapter held the last reference to it.
+    retired: Option<Arc<Snapshot>>,
 }
 
 impl Subscription {
@@ -395,6 +421,7 @@ impl Subscription {
                 view,
                 pending: VecDeque::new(),
                 view_target: None,
+                retired: None,
             },
         }
     }
@@ -445,7 +472,7 @@ impl Adapter for ModelAdapter {
         let n = self.pending.pop_front()?;
         if self.pending.is_empty() {
             if let Some(target) = self.view_target.take() {
-                self.view = target;
+                self.replace_view(target);
             }
         }
         Some(n)
@@ -454,7 +481,7 @@ impl Adapter for ModelAdapter {
     fn accept(&mut self, got: Got) -> Option<Notification> {
         match got {
             Got::Item(item) => {
-                self.view = item.snapshot;
+                self.replace_view(item.snapshot);
                 Some(item.notification)
             }
             Got::Lagged {
@@ -469,9 +496,25 @@ impl Adapter for ModelAdapter {
             Got::Empty | Got::Closed => None,
         }
     }
+
+    fn retire(&mut self) -> Option<Arc<Snapshot>> {
+        self.retired.take()
+    }
 }
 
 impl ModelAdapter {
+    /// Makes `view` the view. The old one goes to the monitor's thread when this was its last
+    /// reference (a state shared with others is only counted down here).
+    fn replace_view(&mut self, view: Arc<Snapshot>) {
+        if Arc::ptr_eq(&self.view, &view) {
+            return;
+        }
+        let old = std::mem::replace(&mut self.view, view);
+        if Arc::strong_count(&old) == 1 {
+            self.retired = Some(old);
+        }
+    }
+
     /// Replaces the missed changes by the difference between the view and the current state.
     /// Each merged change stands for at least one missed one, so the sequence numbers given to
     /// them, the last ones before the current, were never handed out.
@@ -545,6 +588,10 @@ mod tests {
         hub: Arc<Hub>,
         snap: Arc<Snapshot>,
         seq: u64,
+        /// What the publications let go of, as the driver keeps it until a batch is out.
+        garbage: Vec<Arc<Snapshot>>,
+        /// Whether the last publication woke a reader.
+        woke: bool,
     }
 
     impl Feed {
@@ -554,6 +601,8 @@ mod tests {
                 hub: Arc::new(Hub::new(snap.clone())),
                 snap,
                 seq: 0,
+                garbage: Vec::new(),
+                woke: false,
             }
         }
 
@@ -590,11 +639,14 @@ mod tests {
             while !rest.is_empty() {
                 let (now, later) = rest.split_at(slice.min(rest.len()));
                 rest = later;
-                self.hub.publish(Batch {
-                    snapshot: self.snap.clone(),
-                    seq: now.last().map_or(self.seq, |(_, n)| n.seq().unwrap_or(0)),
-                    items: now.to_vec(),
-                });
+                self.woke = self.hub.publish(
+                    Batch {
+                        snapshot: self.snap.clone(),
+                        seq: now.last().map_or(self.seq, |(_, n)| n.seq().unwrap_or(0)),
+                        items: now.to_vec(),
+                    },
+                    &mut self.garbage,
+                );
                 between(self);
             }
         }
@@ -628,6 +680,69 @@ mod tests {
             }
         }
         lagged
+    }
+
+    /// A reader that held the last reference to its old view does not free it: the view goes
+    /// back through the queue to the publisher, which frees it when its batch is out.
+    #[test]
+    fn a_view_let_go_of_is_freed_by_the_publisher() {
+        let mut feed = Feed::new();
+        let mut sub = feed.subscribe(16);
+        drain(&mut sub, &mut None);
+        feed.publish(vec![link(1, 1500)]);
+        assert!(matches!(
+            sub.try_recv(),
+            Ok(Some(Notification::Change { .. }))
+        ));
+        let old = Arc::downgrade(&sub.model.view);
+        feed.publish(vec![link(2, 1500)]);
+        // The publisher let go of the state it replaced; only the reader's view holds it now.
+        feed.garbage.clear();
+        assert_eq!(old.strong_count(), 1);
+        assert!(matches!(
+            sub.try_recv(),
+            Ok(Some(Notification::Change { .. }))
+        ));
+        assert!(old.upgrade().is_some(), "the reader freed its old view");
+        // The next look at the queue hands it over; the next publication takes it.
+        assert!(matches!(sub.try_recv(), Ok(None)));
+        feed.publish(vec![link(3, 1500)]);
+        assert!(old.upgrade().is_some(), "freed before the batch was out");
+        feed.garbage.clear();
+        assert!(
+            old.upgrade().is_none(),
+            "the old view outlived the publisher's garbage"
+        );
+    }
+
+    /// A publication wakes a reader that waits (here an async task) and says so; with no one
+    /// waiting it wakes no one, and costs no system call.
+    #[test]
+    fn a_publication_says_whether_it_woke_a_reader() {
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let mut feed = Feed::new();
+        let mut sub = feed.subscribe(16);
+        let mut replay = None;
+        drain(&mut sub, &mut replay);
+        feed.publish(vec![link(1, 1500)]);
+        assert!(!feed.woke, "no reader waited");
+        drain(&mut sub, &mut replay);
+        let count = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(futures_core::Stream::poll_next(Pin::new(&mut sub), &mut cx).is_pending());
+        feed.publish(vec![link(2, 1500)]);
+        assert!(feed.woke, "the waiting reader was not counted as woken");
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(matches!(
+            futures_core::Stream::poll_next(Pin::new(&mut sub), &mut cx),
+            Poll::Ready(Some(Notification::Change { .. }))
+        ));
     }
 
     /// One state handed over in slices is one batch: a reader that lags in the middle of it
@@ -776,11 +891,14 @@ mod tests {
             seq: feed.seq,
             time: SystemTime::now(),
         };
-        feed.hub.publish(Batch {
-            snapshot: feed.snap.clone(),
-            seq: feed.seq,
-            items: vec![(Tag::Model, marker)],
-        });
+        feed.hub.publish(
+            Batch {
+                snapshot: feed.snap.clone(),
+                seq: feed.seq,
+                items: vec![(Tag::Model, marker)],
+            },
+            &mut Vec::new(),
+        );
         let mut seqs = Vec::new();
         let mut resynced = false;
         while let Ok(Some(n)) = sub.try_recv() {
