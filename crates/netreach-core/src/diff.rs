@@ -13,7 +13,7 @@ use imbl::OrdMap;
 use imbl::ordmap::DiffItem;
 
 use crate::event::{Event, InterfaceChanges};
-use crate::model::{Route, Snapshot};
+use crate::model::{Interface, Route, Snapshot};
 
 /// The events that turn `old` into `new`, in a safe order: rules, routes (those that change
 /// too), then addresses, then interfaces are removed; then interfaces are added or changed,
@@ -54,21 +54,21 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Event> {
         interfaces
             .removed
             .iter()
-            .map(|i| Event::InterfaceRemoved((*i).clone())),
+            .map(|i| Event::InterfaceRemoved(Interface::clone(i))),
     );
     // Additions and changes, least dependent first, each kind in key order.
     let mut ifaces: Vec<_> = interfaces
         .added
         .iter()
-        .map(|i| (i.index, Event::InterfaceAdded((*i).clone())))
+        .map(|i| (i.index, Event::InterfaceAdded(Interface::clone(i))))
         .chain(interfaces.updated.iter().filter_map(|(o, i)| {
             let changes = InterfaceChanges::between(o, i);
             (!changes.is_empty()).then(|| {
                 (
                     i.index,
                     Event::InterfaceChanged {
-                        old: (*o).clone(),
-                        new: (*i).clone(),
+                        old: Interface::clone(o),
+                        new: Interface::clone(i),
                         changes,
                     },
                 )
@@ -158,9 +158,9 @@ mod tests {
             let mut new = sample(b);
             if b > 1 {
                 // Change one interface and one address flag too.
-                let mut i = new.interfaces[&1].clone();
+                let mut i = Interface::clone(&new.interfaces[&1]);
                 i.mtu = 9000;
-                new.interfaces.insert(1, i);
+                new.insert_interface(i);
             }
             let mut s = old.clone();
             for e in diff(&old, &new) {

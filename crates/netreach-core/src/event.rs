@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -533,13 +534,16 @@ impl Snapshot {
     /// Like [`Snapshot::apply`], appending to `events` (no allocation per call).
     pub fn apply_into(&mut self, update: Update, events: &mut Vec<Event>) {
         match update {
-            Update::NewLink(new) => match self.interfaces.get_mut(&new.index) {
+            // Looked up before anything is copied: the kernel sends link messages that change
+            // nothing netreach keeps (statistics, IPv6 flags).
+            Update::NewLink(new) => match self.interface(new.index) {
                 Some(old) => {
                     let changes = InterfaceChanges::between(old, &new);
                     if !changes.is_empty() {
-                        let old = std::mem::replace(old, new.clone());
-                        self.mark_running(&new);
-                        events.push(Event::InterfaceChanged { old, new, changes });
+                        let old = self.insert_interface(new.clone()).map(Arc::unwrap_or_clone);
+                        if let Some(old) = old {
+                            events.push(Event::InterfaceChanged { old, new, changes });
+                        }
                     }
                 }
                 None => {
@@ -564,7 +568,7 @@ impl Snapshot {
                         events.push(Event::RouteRemoved(r));
                     }
                 }
-                events.push(Event::InterfaceRemoved(iface));
+                events.push(Event::InterfaceRemoved(Arc::unwrap_or_clone(iface)));
             }
             // Refused: the kernel removes an interface's addresses with it (see `apply`).
             Update::NewAddress(new) if !self.holds_interface_of(&new) => {}

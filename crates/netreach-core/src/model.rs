@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use imbl::{OrdMap, OrdSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::{Serialize, Serializer};
@@ -666,7 +667,9 @@ impl Rule {
 pub struct Snapshot {
     // Persistent maps: cloning a snapshot is O(1) and shares structure, so the monitor can
     // hand out the current state and keep changing its own copy without copying it whole.
-    pub(crate) interfaces: OrdMap<u32, Interface>,
+    // Behind an `Arc`: a change copies the map's path, and a leaf holds up to 64 interfaces,
+    // each with a name on the heap; cloning one is a count, not an allocation.
+    pub(crate) interfaces: OrdMap<u32, Arc<Interface>>,
     pub(crate) addresses: OrdMap<AddressKey, Address>,
     pub(crate) routes: OrdMap<RouteKey, Route>,
     /// How many IPv4 routes use each address as preferred source without being one the kernel
@@ -695,17 +698,17 @@ impl Snapshot {
 
     /// All interfaces, by index.
     pub fn interfaces(&self) -> impl ExactSizeIterator<Item = &Interface> {
-        self.interfaces.values()
+        self.interfaces.values().map(|i| &**i)
     }
 
     /// The interface with this index.
     pub fn interface(&self, index: u32) -> Option<&Interface> {
-        self.interfaces.get(&index)
+        self.interfaces.get(&index).map(|i| &**i)
     }
 
     /// The interface with this name.
     pub fn interface_by_name(&self, name: &str) -> Option<&Interface> {
-        self.interfaces.values().find(|i| i.name == name)
+        self.interfaces().find(|i| i.name == name)
     }
 
     /// The name of interface `index`, if it exists.
@@ -830,14 +833,14 @@ impl Snapshot {
 
     /// Puts `interface` in (replacing the one with its index, which is returned), keeping the
     /// index of running interfaces.
-    pub(crate) fn insert_interface(&mut self, interface: Interface) -> Option<Interface> {
+    pub(crate) fn insert_interface(&mut self, interface: Interface) -> Option<Arc<Interface>> {
         self.mark_running(&interface);
-        self.interfaces.insert(interface.index, interface)
+        self.interfaces.insert(interface.index, Arc::new(interface))
     }
 
     /// Takes interface `index` out, keeping the index of running interfaces (what hangs on
     /// it is the caller's).
-    pub(crate) fn remove_interface(&mut self, index: u32) -> Option<Interface> {
+    pub(crate) fn remove_interface(&mut self, index: u32) -> Option<Arc<Interface>> {
         self.running.remove(&index);
         self.interfaces.remove(&index)
     }
@@ -853,7 +856,7 @@ impl Snapshot {
 
     /// The interfaces that are up with carrier ([`Interface::is_running`]), by index.
     pub(crate) fn running_interfaces(&self) -> impl Iterator<Item = &Interface> {
-        self.running.iter().filter_map(|i| self.interfaces.get(i))
+        self.running.iter().filter_map(|i| self.interface(*i))
     }
 
     /// Puts `address` in (replacing the entry with its key, which is returned), keeping the
@@ -1042,7 +1045,7 @@ fn silently_flushed_source(route: &Route) -> Option<IpAddr> {
 
 impl fmt::Display for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for i in self.interfaces.values() {
+        for i in self.interfaces() {
             writeln!(
                 f,
                 "{}: {} <{}> {} state {} carrier {} mtu {}{}",
