@@ -540,8 +540,8 @@ impl Snapshot {
                 Some(old) => {
                     let changes = InterfaceChanges::between(old, &new);
                     if !changes.is_empty() {
-                        let old = self.insert_interface(new.clone()).map(Arc::unwrap_or_clone);
-                        if let Some(old) = old {
+                        if let Some(old) = self.insert_interface(new.clone()) {
+                            let old = Arc::unwrap_or_clone(old);
                             events.push(Event::InterfaceChanged { old, new, changes });
                         }
                     }

@@ -199,6 +199,7 @@ impl Hub {
 
     /// Publishes a batch: the views and the state are updated, and every interested subscriber
     /// gets its items.
+    ///
     /// Whether it woke a reader that was waiting (a thread or an async task). The states let
     /// go of (the one this batch replaces, those readers retired) go into `garbage`, for the
     /// caller to free once it has nothing more urgent to do.
