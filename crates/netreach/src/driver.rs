@@ -123,6 +123,11 @@ pub(crate) struct Driver {
     /// States the hub and the readers let go of, freed once a batch is out: freeing a state's
     /// nodes is work no reader waits for.
     garbage: Vec<Arc<Snapshot>>,
+    /// The thread owes a reader the core once this wake-up's first change is out (see
+    /// `hand_over`); set by a wake-up's first read.
+    owes_core: bool,
+    /// A publication since this wake-up's first read woke a reader.
+    woke: bool,
 }
 
 impl Driver {
@@ -144,6 +149,8 @@ impl Driver {
             workers: Vec::new(),
             lookups: Vec::new(),
             garbage: Vec::new(),
+            owes_core: false,
+            woke: false,
         };
         std::thread::Builder::new()
             .name("netreach-monitor".into())
@@ -169,7 +176,6 @@ impl Driver {
         let mut updates = Vec::new();
         // The first state may ask for medium hints.
         self.act();
-        self.publish();
         loop {
             // Feed: everything the backend has, in slices of at most MAX_BATCH updates. The
             // first read after a wake-up stops after the first message that changes something:
@@ -178,7 +184,10 @@ impl Driver {
             // thread runs are queued behind it; the change goes out before they are decoded.
             let mut max = 1;
             loop {
-                let first = max == 1;
+                if max == 1 {
+                    self.owes_core = true;
+                    self.woke = false;
+                }
                 let read = self
                     .backend
                     .read(&mut updates, max, &self.shared.counters)?;
@@ -198,18 +207,12 @@ impl Driver {
                 // refresh, lookups), with the derived changes that need none (connectivity);
                 // the others follow.
                 self.machine.derive();
-                let woke = self.publish();
-                if first && woke {
-                    // The change is out. A reader the scheduler woke on this thread's core
-                    // (it prefers the waker's core when the reader's own is busy: on two cores,
-                    // the one that made the change) would wait until this thread has decoded
-                    // and applied the change's consequences and gone back to sleep, tens of
-                    // microseconds; yielding lets it take the change first. With a core free
-                    // it runs there, and this costs one system call per wake-up.
-                    std::thread::yield_now();
-                }
-                self.act();
                 self.publish();
+                // Then the IO the change itself asks for (route lookups for the connection
+                // targets it may affect, a dump), whose outcome readers wait for too; the
+                // thread hands the core over after its first slice of lookups, or here.
+                self.act();
+                self.hand_over();
                 self.garbage.clear();
                 if self.shared.stop.load(Ordering::Acquire) {
                     return Ok(());
@@ -228,7 +231,6 @@ impl Driver {
             }
             self.reap_workers();
             self.act();
-            self.publish();
             self.garbage.clear();
             // Arm the timer and sleep until the kernel, a handle or the deadline wakes us.
             let deadline = self.machine.poll_timeout();
@@ -289,7 +291,8 @@ impl Driver {
     /// Does what the machine asks, until it asks nothing more. Dumps are done at once; route
     /// lookups are gathered and sent in pipelined slices. What is known before the lookups
     /// (the model changes, and the bad news the model alone decides) is published first, and
-    /// the outputs of each slice before the next: bad news is fast.
+    /// the outputs of each slice before the next: bad news is fast. Everything the machine
+    /// has to say is published when it returns.
     fn act(&mut self) {
         loop {
             while let Some(action) = self.machine.poll_action() {
@@ -299,10 +302,10 @@ impl Driver {
                     self.publish();
                 }
             }
+            self.publish();
             if self.lookups.is_empty() {
                 return;
             }
-            self.publish();
             let batch = std::mem::take(&mut self.lookups);
             for slice in batch.chunks(LOOKUP_SLICE) {
                 let queries: Vec<RouteQuery> = slice.iter().map(|(_, _, q)| *q).collect();
@@ -328,6 +331,7 @@ impl Driver {
                     }
                 });
                 self.publish();
+                self.hand_over();
             }
         }
     }
@@ -421,10 +425,25 @@ impl Driver {
         }
     }
 
-    /// Hands the machine's outputs to the hub, as one batch with the state after it; whether
-    /// that woke a reader.
-    fn publish(&mut self) -> bool {
-        let mut woke = false;
+    /// Hands the core to the readers once per wake-up, after the first publication of what
+    /// its first change decides without the kernel's next messages, if that woke one.
+    ///
+    /// A reader the scheduler woke on this thread's core (it prefers the waker's core when the
+    /// reader's own is busy: on two cores, the one that made the change) would otherwise wait
+    /// until this thread has decoded and applied the change's consequences and gone back to
+    /// sleep, tens of microseconds. With a core free it runs there, and this costs one system
+    /// call per wake-up. Not before the first lookups: a reader taking the model change alone
+    /// would put the reachability change behind its own processing and its going back to
+    /// sleep.
+    fn hand_over(&mut self) {
+        if std::mem::take(&mut self.owes_core) && self.woke {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Hands the machine's outputs to the hub, as one batch with the state after it (in
+    /// slices of `PUBLISH_SLICE`); `woke` records whether that woke a reader.
+    fn publish(&mut self) {
         // In slices, so that readers start on the first while the rest is handed over.
         loop {
             let time = SystemTime::now();
@@ -440,13 +459,13 @@ impl Driver {
                 }
             }
             if items.is_empty() {
-                return woke;
+                return;
             }
             self.shared
                 .counters
                 .changes
                 .fetch_add(changes, Ordering::Relaxed);
-            woke |= self.hub.publish(
+            self.woke |= self.hub.publish(
                 Batch {
                     snapshot: self.machine.snapshot().clone(),
                     seq,
