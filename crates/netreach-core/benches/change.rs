@@ -1,5 +1,6 @@
-//! The machine alone (no kernel, no threads): one address added and removed, and one link going
-//! down and up, on a model of 10 or 10,000 interfaces, the way the driver feeds it (the updates, `derive`, the outputs
+//! The machine alone (no kernel, no threads): one address added and removed, one link going
+//! down and up, and the default route deleted and added with a connection target through it
+//! (its lookups answered as the kernel would), on a model of 10 or 10,000 interfaces, the way the driver feeds it (the updates, `derive`, the outputs
 //! drained) while a reader holds the state published before, as the hub does. Whatever of its
 //! cost grows with the size of the model shows as the difference between the two sizes, hot
 //! or, with `NETREACH_BENCH_COLD=1`, with the caches flushed before each change:
@@ -16,7 +17,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use netreach_core::machine::{Machine, MachineConfig};
+use netreach_core::machine::{Action, Machine, MachineConfig, ReachId};
+use netreach_core::reach::{LookupAnswer, NO_ROUTE, Target, TargetId};
 use netreach_core::{
     Address, AddressFlags, Interface, LinkKind, Route, RouteProtocol, RouteType, Scope, Snapshot,
     Update,
@@ -67,17 +69,42 @@ fn model(n: u32) -> Snapshot {
 }
 
 /// One change as the driver takes it: the updates, the derived changes, the outputs drained,
-/// and the state published (held until the next round, as a reader's view holds it).
+/// the route lookups it asks for answered with `answer` (the kernel's part, not timed here:
+/// the answer is made up front) and their outcome drained, and the state published (held
+/// until the next round, as a reader's view holds it).
 #[inline(never)]
-fn round(m: &mut Machine, updates: Vec<Update>, held: &mut Arc<Snapshot>, now: Instant) -> usize {
+fn round(
+    m: &mut Machine,
+    updates: Vec<Update>,
+    answer: &LookupAnswer,
+    held: &mut Arc<Snapshot>,
+    now: Instant,
+) -> usize {
     m.handle_updates(updates, now);
     m.derive();
     let mut n = 0;
-    while let Some(o) = m.poll_output() {
-        n += 1;
-        black_box(o);
+    let mut drain = |m: &mut Machine| {
+        while let Some(o) = m.poll_output() {
+            n += 1;
+            black_box(o);
+        }
+    };
+    drain(m);
+    loop {
+        let mut lookups = Vec::new();
+        while let Some(a) = m.poll_action() {
+            if let Action::LookupRoute { owner, id, .. } = a {
+                lookups.push((owner, id));
+            }
+        }
+        if lookups.is_empty() {
+            break;
+        }
+        for (owner, id) in lookups {
+            m.handle_lookup(owner, id, Ok(answer.clone()), now);
+        }
+        drain(m);
     }
-    while m.poll_action().is_some() {}
     *held = m.snapshot().clone();
     n
 }
@@ -87,6 +114,26 @@ struct Scenario {
     name: &'static str,
     change: fn() -> Vec<Update>,
     undo: fn() -> Vec<Update>,
+    /// With a connection target from the interface under test through the default route
+    /// (which the model then has), and the kernel's answers to its lookups after the change
+    /// and after the undoing.
+    target: Option<fn() -> (LookupAnswer, LookupAnswer)>,
+}
+
+const OWNER: ReachId = ReachId(1);
+/// The watched target's remote end: reached through the default route only.
+const REMOTE: Ipv4Addr = Ipv4Addr::new(198, 19, 200, 1);
+
+/// The default route through the interface under test.
+fn default_route() -> Route {
+    Route {
+        protocol: RouteProtocol(4),
+        ..Route::unicast(
+            "0.0.0.0/0".parse().unwrap(),
+            Some(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2))),
+            2,
+        )
+    }
 }
 
 const PROBE: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);
@@ -106,7 +153,7 @@ fn va(up: bool) -> Interface {
     va
 }
 
-const SCENARIOS: [Scenario; 2] = [
+const SCENARIOS: [Scenario; 3] = [
     Scenario {
         name: "address add + remove",
         change: || {
@@ -124,6 +171,7 @@ const SCENARIOS: [Scenario; 2] = [
                 Update::DelRoute(local_route(2, PROBE)),
             ]
         },
+        target: None,
     },
     // Down: the link's own message, the first the driver publishes (the prefix route's
     // removal is derived from it). Up: the link's and the prefix route the kernel adds again.
@@ -139,6 +187,20 @@ const SCENARIOS: [Scenario; 2] = [
                 },
             ]
         },
+        target: None,
+    },
+    // The attached benchmark's first change: the target's route goes, its lookup says there
+    // is none; the route comes back and the lookup finds it.
+    Scenario {
+        name: "default route delete + add, one target",
+        change: || vec![Update::DelRoute(default_route())],
+        undo: || {
+            vec![Update::NewRoute {
+                route: default_route(),
+                replace: false,
+            }]
+        },
+        target: Some(|| (Err(NO_ROUTE), Ok(default_route()))),
     },
 ];
 
@@ -162,6 +224,27 @@ fn main() {
         for scenario in SCENARIOS.iter().filter(|s| s.name.starts_with(&only)) {
             let now = Instant::now();
             let mut m = Machine::new(model(size), MachineConfig::default());
+            let (after_change, after_undo) = match scenario.target {
+                Some(answers) => {
+                    let (down, up) = answers();
+                    m.handle_updates(
+                        [Update::NewRoute {
+                            route: default_route(),
+                            replace: false,
+                        }],
+                        now,
+                    );
+                    m.attach_reach(OWNER);
+                    let target =
+                        Target::new(IpAddr::V4(VA), IpAddr::V4(REMOTE), None, m.snapshot())
+                            .expect("target");
+                    m.add_target(OWNER, TargetId::new(1), target);
+                    let mut held = m.snapshot().clone();
+                    round(&mut m, Vec::new(), &up, &mut held, now);
+                    (down, up)
+                }
+                None => (Err(NO_ROUTE), Err(NO_ROUTE)),
+            };
             while m.poll_output().is_some() {}
             while m.poll_action().is_some() {}
             let mut held = m.snapshot().clone();
@@ -173,8 +256,8 @@ fn main() {
                     black_box(&buf);
                 }
                 let t = Instant::now();
-                outputs = round(&mut m, (scenario.change)(), &mut held, now);
-                outputs += round(&mut m, (scenario.undo)(), &mut held, now);
+                outputs = round(&mut m, (scenario.change)(), &after_change, &mut held, now);
+                outputs += round(&mut m, (scenario.undo)(), &after_undo, &mut held, now);
                 times.push(t.elapsed());
             }
             times.sort();
