@@ -1,8 +1,8 @@
 //! The machine alone (no kernel, no threads): one address added and removed, one link going
 //! down and up, and the default route deleted and added with a connection target through it
-//! (its lookups answered as the kernel would), on a model of 10 or 10,000 interfaces, the way the driver feeds it (the updates, `derive`, the outputs
-//! drained) while a reader holds the state published before, as the hub does. Whatever of its
-//! cost grows with the size of the model shows as the difference between the two sizes, hot
+//! (its lookups answered as the kernel would), on a model of 10 or 10,000 interfaces, the way
+//! the driver feeds it (the updates, `derive`, the outputs drained) while a reader holds the
+//! state published before, as the hub does. Whatever of its cost grows with the size of the model shows as the difference between the two sizes, hot
 //! or, with `NETREACH_BENCH_COLD=1`, with the caches flushed before each change:
 //!
 //! ```sh
@@ -243,6 +243,7 @@ fn main() {
                     round(&mut m, Vec::new(), &up, &mut held, now);
                     (down, up)
                 }
+                // No target, so no lookup is asked for and these are never given.
                 None => (Err(NO_ROUTE), Err(NO_ROUTE)),
             };
             while m.poll_output().is_some() {}
