@@ -2,8 +2,9 @@
 //! down and up, and the default route deleted and added with a connection target through it
 //! (its lookups answered as the kernel would), on a model of 10 or 10,000 interfaces, the way
 //! the driver feeds it (the updates, `derive`, the outputs drained) while a reader holds the
-//! state published before, as the hub does. Whatever of its cost grows with the size of the model shows as the difference between the two sizes, hot
-//! or, with `NETREACH_BENCH_COLD=1`, with the caches flushed before each change:
+//! state published before, as the hub does. Whatever of its cost grows with the size of the
+//! model shows as the difference between the two sizes, hot or, with `NETREACH_BENCH_COLD=1`,
+//! with the caches flushed before each change:
 //!
 //! ```sh
 //! cargo bench -p netreach-core --bench change                        # times
