@@ -416,7 +416,9 @@ pub fn lookup_route(msg: &RouteMessage) -> Option<Route> {
     if Family::of(&dst) != family {
         return None;
     }
-    let destination = IpNet::new(dst, h.destination_prefix_length).ok()?;
+    // Host bits zero, as the kernel sends them: the model's searches for the routes that
+    // contain an address rely on it (`Snapshot::has_route_to`).
+    let destination = IpNet::new(dst, h.destination_prefix_length).ok()?.trunc();
     let mut linkdown = h.flags.contains(RouteFlags::Linkdown);
     if let Some(first) = nexthops.first() {
         gateway = gateway.or(first.gateway);

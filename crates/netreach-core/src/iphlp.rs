@@ -462,11 +462,13 @@ pub fn route(
     owner: &impl Fn(u64, u32) -> Result<u32, RowError>,
 ) -> Result<Route, RowError> {
     let interface = owner(row.luid, row.index)?;
-    let destination =
-        IpNet::new(row.destination, row.prefix_len).map_err(|_| RowError::BadPrefix {
+    let destination = IpNet::new(row.destination, row.prefix_len)
+        .map_err(|_| RowError::BadPrefix {
             address: row.destination,
             len: row.prefix_len,
-        })?;
+        })?
+        // Host bits zero (Windows' are): see `Snapshot::has_route_to`.
+        .trunc();
     if Family::of(&row.next_hop) != Family::of(&row.destination) {
         return Err(RowError::FamilyMismatch {
             destination: row.destination,

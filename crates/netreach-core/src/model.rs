@@ -519,6 +519,35 @@ impl RouteKey {
         };
         (lo, hi)
     }
+
+    /// The smallest key of `family` in `table`.
+    fn first_of(family: Family, table: u32) -> RouteKey {
+        RouteKey {
+            family,
+            table,
+            destination: IpNet::new(unspecified(family), 0).unwrap_or_default(),
+            tos: 0,
+            metric: 0,
+            kind: RouteType::Unicast,
+            interface: None,
+            gateway: None,
+        }
+    }
+
+    /// The largest key of `family` in `table` whose destination is `destination` or before it.
+    fn last_to(family: Family, table: u32, destination: IpNet) -> RouteKey {
+        use std::net::Ipv6Addr;
+        RouteKey {
+            family,
+            table,
+            destination,
+            tos: u8::MAX,
+            metric: u32::MAX,
+            kind: RouteType::Other(u8::MAX),
+            interface: Some(u32::MAX),
+            gateway: Some(IpAddr::V6(Ipv6Addr::from(u128::MAX))),
+        }
+    }
 }
 
 impl Route {
@@ -751,6 +780,48 @@ impl Snapshot {
     /// All routes of every table.
     pub fn routes(&self) -> impl ExactSizeIterator<Item = &Route> {
         self.routes.values()
+    }
+
+    /// Whether some route of any table, of any type, has a destination that contains `addr`.
+    /// When none has, the kernel's lookup for `addr` can only fail (`ENETUNREACH`, or what a
+    /// policy rule rejects with): the reachability rules decide "no route" from the model with
+    /// this (`docs/reachability.md`).
+    ///
+    /// A few ordered-map searches per table of the family, whatever the number of routes (see
+    /// [`covered_in_table`]). Destinations are taken as the kernel gives them, with the host
+    /// bits zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use netreach_core::{Interface, LinkKind, Route, Snapshot};
+    ///
+    /// let eth = Interface::new(2, "eth0", LinkKind::Ethernet);
+    /// let connected = Route::unicast("198.18.0.0/24".parse().unwrap(), None, 2);
+    /// let snap = Snapshot::from_parts([eth], [], [connected]);
+    /// assert!(snap.has_route_to("198.18.0.7".parse().unwrap()));
+    /// assert!(!snap.has_route_to("198.19.0.7".parse().unwrap()));
+    /// ```
+    pub fn has_route_to(&self, addr: IpAddr) -> bool {
+        let family = Family::of(&addr);
+        let mut table = 0u32;
+        loop {
+            // The first route of the family in a table numbered `table` or above.
+            let start = RouteKey::first_of(family, table);
+            let Some((first, _)) = self.routes.range(start..).next() else {
+                return false;
+            };
+            if first.family != family {
+                return false;
+            }
+            if covered_in_table(&self.routes, family, first.table, addr) {
+                return true;
+            }
+            match first.table.checked_add(1) {
+                Some(next) => table = next,
+                None => return false,
+            }
+        }
     }
 
     /// All policy-routing rules, by family and priority.
@@ -1009,6 +1080,64 @@ fn packed<K: Ord + Clone, V: Clone>(map: &OrdMap<K, V>) -> OrdMap<K, V> {
         out.insert(k.clone(), v.clone());
     }
     out
+}
+
+/// Whether a route of `table` contains `addr`: a walk down the predecessors of `addr` in
+/// destination order (address, then prefix length).
+///
+/// Every route that contains `addr` sorts at or before `(addr, full length)`. Take the last
+/// route `p` there: if it does not contain `addr`, their addresses agree on their first `c`
+/// bits and differ next, where `addr` has a one; a route containing `addr` that is longer than
+/// `c` would keep that one and sort between `p` and `addr`, so there is none, and the walk goes
+/// on from `(addr masked to c, c)`. The bound shrinks at every step: at most one search per
+/// prefix length, and on real tables two or three.
+fn covered_in_table(
+    routes: &OrdMap<RouteKey, Route>,
+    family: Family,
+    table: u32,
+    addr: IpAddr,
+) -> bool {
+    let lo = RouteKey::first_of(family, table);
+    let mut len = match family {
+        Family::Ipv4 => 32,
+        Family::Ipv6 => 128,
+    };
+    loop {
+        let Ok(bound) = IpNet::new(addr, len).map(|n| n.trunc()) else {
+            return false;
+        };
+        let hi = RouteKey::last_to(family, table, bound);
+        let Some((found, _)) = routes.range(lo.clone()..=hi).next_back() else {
+            return false;
+        };
+        if found.destination.contains(&addr) {
+            return true;
+        }
+        let common = common_prefix(found.destination.addr(), addr);
+        match len.checked_sub(1) {
+            Some(shorter) => len = common.min(shorter),
+            None => return false,
+        }
+    }
+}
+
+/// How many leading bits two addresses of one family share (0 across families).
+fn common_prefix(a: IpAddr, b: IpAddr) -> u8 {
+    let bits = match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) ^ u32::from(b)).leading_zeros(),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a) ^ u128::from(b)).leading_zeros(),
+        _ => 0,
+    };
+    // At most 128.
+    u8::try_from(bits).unwrap_or(u8::MAX)
+}
+
+/// The unspecified address of `family`.
+fn unspecified(family: Family) -> IpAddr {
+    match family {
+        Family::Ipv4 => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        Family::Ipv6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    }
 }
 
 /// The interfaces a route goes through: its output interface and its next hops', once each.
