@@ -17,22 +17,34 @@ pub(crate) struct Need {
     pub(crate) reevaluate: bool,
     /// The kernel's route choice may change: look up again.
     pub(crate) lookup: bool,
+    /// A route containing the remote went: if the model holds no other, the kernel can only
+    /// answer "no route", and that is reported before the lookup says so.
+    pub(crate) route_gone: bool,
 }
 
 /// Evaluate again.
 pub(crate) const REEVALUATE: Need = Need {
     reevaluate: true,
     lookup: false,
+    route_gone: false,
 };
 /// Look up again.
 pub(crate) const LOOKUP: Need = Need {
     reevaluate: false,
     lookup: true,
+    route_gone: false,
 };
 /// Both.
 pub(crate) const BOTH: Need = Need {
     reevaluate: true,
     lookup: true,
+    route_gone: false,
+};
+/// A route containing the remote was removed: look up again, and see whether any is left.
+pub(crate) const ROUTE_GONE: Need = Need {
+    reevaluate: false,
+    lookup: true,
+    route_gone: true,
 };
 
 impl Need {
@@ -40,6 +52,7 @@ impl Need {
         Need {
             reevaluate: self.reevaluate || other.reevaluate,
             lookup: self.lookup || other.lookup,
+            route_gone: self.route_gone || other.route_gone,
         }
     }
 }

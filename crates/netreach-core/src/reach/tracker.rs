@@ -10,10 +10,11 @@ use serde::Serialize;
 
 use crate::event::Event;
 use crate::intern::Interned;
-use crate::model::{Family, LinkKind, Route, RouteType, Snapshot};
+use crate::model::{Family, LinkKind, Route, RouteType, RuleAction, Snapshot};
 use crate::reach::evaluate::{LookupAnswer, evaluate_along};
 use crate::reach::index::TargetIndex;
-use crate::reach::pending::{BOTH, LOOKUP, Pending, REEVALUATE};
+use crate::reach::model_lookup::NO_ROUTE;
+use crate::reach::pending::{BOTH, LOOKUP, Pending, REEVALUATE, ROUTE_GONE};
 use crate::reach::slots::{Handle, Slots};
 use crate::reach::target::{RouteQuery, Target};
 use crate::reach::verdict::{Reachability, Reason};
@@ -139,7 +140,8 @@ struct Entry {
 /// 2. After applying kernel messages to the snapshot, pass the events they produced, and the
 ///    snapshot as it is after them, to [`handle_events`](Self::handle_events). The tracker
 ///    re-evaluates what the snapshot alone decides (carrier lost on the path, the local address
-///    removed) and queues lookups for the targets whose route may have changed.
+///    removed, the last route to the remote gone) and queues lookups for the targets whose
+///    route may have changed.
 /// 3. Call [`poll_action`](Self::poll_action) until it returns `None`, and perform each action:
 ///    send the `RTM_GETROUTE` request (built by
 ///    [`route_lookup_request`](super::route_lookup_request) with `fib_match`).
@@ -289,7 +291,7 @@ impl ConnectionTracker {
     /// | interface added | bound to it or with a path through it | look up |
     /// | address added or removed | with that local address | re-evaluate and look up |
     /// | address flags changed | with that local address | re-evaluate |
-    /// | route added or removed (any table) | with the remote inside its prefix (a default route: all of its family), unless their last answer is a more specific route of the same table | look up |
+    /// | route added or removed (any table) | with the remote inside its prefix (a default route: all of its family), unless their last answer is a more specific route of the same table | look up; after a removal, judge "no route" now if the snapshot holds none for the remote (and no rule rejects) |
     /// | policy rule added or removed | matching its `from`/`to` selectors (all of the family when it has none or is inverted) | look up |
     pub fn handle_events(&mut self, snapshot: &Snapshot, events: &[Event]) {
         self.defer_events(events);
@@ -328,7 +330,11 @@ impl ConnectionTracker {
                     let affected = ix
                         .remote_in(r.destination)
                         .filter(|h| entries.at(*h).is_none_or(|e| !shadowed(e, r)));
-                    needs.mark(affected, LOOKUP)
+                    let need = match event {
+                        Event::RouteRemoved(_) => ROUTE_GONE,
+                        _ => LOOKUP,
+                    };
+                    needs.mark(affected, need)
                 }
                 Event::RuleAdded(r) | Event::RuleRemoved(r) => {
                     let candidates: Vec<Handle> = match r.destination {
@@ -354,6 +360,7 @@ impl ConnectionTracker {
     /// `snapshot` (the current model), in target order; returns how many are left.
     pub fn work(&mut self, snapshot: &Snapshot, limit: usize) -> usize {
         let mut verdicts = Verdicts::default();
+        let mut rejecting = RejectingRules::default();
         let interned = &mut self.verdicts;
         for _ in 0..limit {
             let Some((h, need)) = self.pending.pop() else {
@@ -373,6 +380,16 @@ impl ConnectionTracker {
                     Report::Any
                 };
                 if let Some(change) = judge(h.id, entry, snapshot, report, &mut verdicts, interned)
+                {
+                    self.changes.push_back(change);
+                }
+            }
+            if need.route_gone && no_route_left(entry, snapshot, &mut rejecting) {
+                // The kernel can answer nothing but "no route": say so now, with the model
+                // event, not one lookup later. The lookup still follows and confirms.
+                entry.answer = Some(self.answers.get(Err(NO_ROUTE)));
+                if let Some(change) =
+                    judge(h.id, entry, snapshot, Report::Any, &mut verdicts, interned)
                 {
                     self.changes.push_back(change);
                 }
@@ -717,6 +734,55 @@ fn shadowed(entry: &Entry, changed: &Route) -> bool {
         && found.table == changed.table
         && len < full
         && len > changed.destination.prefix_len()
+}
+
+/// A route containing `entry`'s remote went, and the model now holds none, in any table, while
+/// no policy rule of the family rejects what finds no route: the kernel's lookup can only fail
+/// with `ENETUNREACH` (see `docs/reachability.md`, "No route, from the model"). Only asked
+/// while the target's verdict rests on its last answer: not before its first one (a first
+/// report is never an assumption), not when that answer already is "no route", and not when
+/// the snapshot already explains the verdict (the interface went down with the route: 10,000
+/// targets behind it need no search each).
+fn no_route_left(entry: &Entry, snapshot: &Snapshot, rejecting: &mut RejectingRules) -> bool {
+    let Some(answer) = entry.answer.as_deref() else {
+        return false;
+    };
+    if matches!(answer, Err(e) if e.saturating_abs() == NO_ROUTE) {
+        return false;
+    }
+    if entry.reported.as_deref().is_some_and(decided_by_snapshot) {
+        return false;
+    }
+    let remote = entry.target.remote();
+    !rejecting.any(snapshot, Family::of(&remote)) && !snapshot.has_route_to(remote)
+}
+
+/// Whether the snapshot holds a policy rule of a family that rejects (`blackhole`,
+/// `prohibit`, or an action netreach does not know): a lookup that finds no route may end at
+/// one with its own errno. An `unreachable` rule answers `ENETUNREACH` as no route does.
+/// Worked out once per family in a call of [`ConnectionTracker::work`].
+#[derive(Debug, Default)]
+struct RejectingRules {
+    ipv4: Option<bool>,
+    ipv6: Option<bool>,
+}
+
+impl RejectingRules {
+    fn any(&mut self, snapshot: &Snapshot, family: Family) -> bool {
+        let slot = match family {
+            Family::Ipv4 => &mut self.ipv4,
+            Family::Ipv6 => &mut self.ipv6,
+        };
+        *slot.get_or_insert_with(|| {
+            snapshot.rules().any(|r| {
+                r.family == family
+                    && matches!(
+                        r.action,
+                        RuleAction::Blackhole | RuleAction::Prohibit | RuleAction::Other(_)
+                    )
+            })
+        })
+    }
 }
 
 /// Which re-evaluated verdicts are reported.

@@ -486,3 +486,111 @@ fn a_target_removed_and_added_again_under_its_id_mid_batch_starts_afresh() {
     assert_eq!((first[0].target, &first[0].old), (ids[0], &None));
     assert_eq!(sim.tracker.target(ids[0]), Some(&again));
 }
+
+#[test]
+fn no_route_left_in_the_model_is_reported_with_the_model_event() {
+    let (mut sim, ids) = started(&[
+        ("198.18.0.2", "198.18.5.1"),
+        ("2001:db8::2", "2001:db8:5::1"),
+        ("198.18.0.2", "198.18.0.9"),
+    ]);
+    sim.apply([Update::DelRoute(route("0.0.0.0/0", "198.18.0.1", ETH0))]);
+    let c = sim.changes();
+    assert_eq!(c.len(), 1, "before any lookup was answered: {c:?}");
+    assert_eq!(
+        (c[0].target, &c[0].new),
+        (ids[0], &Reachability::Unreachable(Reason::NoRoute))
+    );
+    assert_eq!(c[0].old, Some(via("198.18.0.1", ETH0, "eth0")));
+    // The lookup is still made, and the kernel confirms: nothing more.
+    let actions = sim.take_actions();
+    assert_eq!(actions.len(), 1, "the connected target is shadowed");
+    for a in actions {
+        sim.answer(a);
+    }
+    assert!(sim.changes().is_empty());
+    // The route back: reachable again once the kernel says so, not before.
+    sim.apply([new_route(route("0.0.0.0/0", "198.18.0.1", ETH0))]);
+    assert!(sim.changes().is_empty(), "good news waits for the lookup");
+    sim.run();
+    let c = sim.changes();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].new, via("198.18.0.1", ETH0, "eth0"));
+    // IPv6 the same way.
+    sim.apply([Update::DelRoute(route("::/0", "2001:db8::1", ETH0))]);
+    let c = sim.changes();
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        (c[0].target, &c[0].new),
+        (ids[1], &Reachability::Unreachable(Reason::NoRoute))
+    );
+}
+
+#[test]
+fn a_route_left_in_any_table_or_a_rejecting_rule_waits_for_the_lookup() {
+    let (mut sim, ids) = started(&[("198.18.0.2", "198.18.5.1")]);
+    // A route of another table still contains the remote: a rule may lead there.
+    let mut other = route("198.18.0.0/16", "198.18.0.1", ETH0);
+    other.table = 100;
+    sim.apply([new_route(other)]);
+    sim.run();
+    sim.apply([Update::DelRoute(route("0.0.0.0/0", "198.18.0.1", ETH0))]);
+    assert!(sim.changes().is_empty(), "decided by the lookup");
+    sim.run();
+    let c = sim.changes();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].new, Reachability::Unreachable(Reason::NoRoute));
+    // Back to reachable; then a `prohibit` rule after `main`: a failed lookup ends there.
+    let mut other = route("198.18.0.0/16", "198.18.0.1", ETH0);
+    other.table = 100;
+    let mut prohibit = Rule::lookup(Family::Ipv4, 40000, 0);
+    prohibit.action = crate::model::RuleAction::Prohibit;
+    sim.apply([
+        Update::DelRoute(other),
+        new_route(route("0.0.0.0/0", "198.18.0.1", ETH0)),
+        Update::NewRule(Rule::lookup(Family::Ipv4, 32766, Route::MAIN_TABLE)),
+        Update::NewRule(prohibit),
+    ]);
+    sim.run();
+    assert_eq!(sim.changes().len(), 1);
+    assert_eq!(
+        sim.tracker.reachability(ids[0]),
+        Some(&via("198.18.0.1", ETH0, "eth0"))
+    );
+    sim.apply([Update::DelRoute(route("0.0.0.0/0", "198.18.0.1", ETH0))]);
+    assert!(
+        sim.changes().is_empty(),
+        "the rule decides, through the lookup"
+    );
+    sim.run();
+    let c = sim.changes();
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        c[0].new,
+        Reachability::Unreachable(Reason::RouteType(crate::model::RouteType::Prohibit))
+    );
+}
+
+#[test]
+fn a_link_going_down_with_its_routes_names_the_link_once() {
+    let (mut sim, ids) = started(&[("198.18.0.2", "198.18.5.1")]);
+    sim.apply([
+        link(&sim, ETH0, |i| i.admin_up = false),
+        Update::DelRoute(route("0.0.0.0/0", "198.18.0.1", ETH0)),
+    ]);
+    let c = sim.changes();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].target, ids[0]);
+    assert!(
+        matches!(
+            c[0].new,
+            Reachability::Unreachable(Reason::InterfaceDown { .. })
+        ),
+        "{c:?}"
+    );
+    sim.run();
+    assert!(
+        sim.changes().is_empty(),
+        "the lookup's no route names the link too"
+    );
+}
