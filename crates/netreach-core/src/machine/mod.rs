@@ -72,6 +72,9 @@ use timer::{Backoff, Timer, TimerTable};
 /// Targets judged per slice of deferred reachability work (see [`Machine::poll_action`]).
 const REACH_SLICE: usize = 256;
 
+/// With at most this many connection targets watched, [`Machine::derive`] judges them too.
+const DERIVE_TARGETS: usize = 32;
+
 /// A failed route lookup is tried again after this long.
 pub const LOOKUP_RETRY: Duration = Duration::from_millis(500);
 /// A failed full dump is tried again after this long, doubling up to [`DUMP_RETRY_MAX`].
@@ -685,13 +688,22 @@ impl Machine {
 
     /// Computes what follows from the model changes so far and needs no IO (connectivity and
     /// probe verdicts) and queues it as outputs, so that the glue can hand it over together
-    /// with the model changes that caused it (one wake-up of a reader, not two). Reachability
-    /// is left for [`Machine::poll_action`] (it may need route lookups, and its work grows
-    /// with the targets); so is everything while a route dump the batch needs is out.
-    /// Calling it is optional: `poll_action` does the same first.
+    /// with the model changes that caused it (one wake-up of a reader, not two). Nothing while
+    /// a route dump the batch needs is out. Calling it is optional: `poll_action` does the
+    /// same first.
+    ///
+    /// Reachability too, when few targets are watched (at most 32 in all): what the model
+    /// alone decides (the path's interface down, the local address gone, no route left) is
+    /// queued now, and the route lookups to confirm it become actions. With more targets that
+    /// work is left for [`Machine::poll_action`], a slice at a time: finding the targets a
+    /// change affects grows with them, and the model change goes out first.
     pub fn derive(&mut self) {
         if let Some(now) = self.now {
             self.settle(now);
+        }
+        let watched: usize = self.reaches.values().map(|p| p.tracker.len()).sum();
+        if watched > 0 && watched <= DERIVE_TARGETS {
+            self.work_reach(DERIVE_TARGETS);
         }
     }
 

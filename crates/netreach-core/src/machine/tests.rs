@@ -632,9 +632,10 @@ fn replaying_the_stream_always_ends_in_the_machines_state() {
 }
 
 /// `derive` queues the connectivity change with the model change that caused it (the glue
-/// hands both over at once) and leaves reachability, which may need lookups, to `poll_action`.
+/// hands both over at once), and, with few targets, the reachability the model decides; the
+/// lookup that confirms it comes from `poll_action`.
 #[test]
-fn derive_queues_connectivity_with_its_cause_and_leaves_reachability() {
+fn derive_queues_connectivity_and_what_the_model_decides_with_their_cause() {
     let mut sim = watched();
     while sim.machine.poll_output().is_some() {}
     let default = sim
@@ -644,6 +645,7 @@ fn derive_queues_connectivity_with_its_cause_and_leaves_reachability() {
         .cloned()
         .expect("a default route");
     sim.kernel.load(Update::DelRoute(default.clone()));
+    let before = sim.machine.lookups(REACH);
     sim.machine
         .handle_updates([Update::DelRoute(default)], sim.now);
     sim.machine.derive();
@@ -652,15 +654,48 @@ fn derive_queues_connectivity_with_its_cause_and_leaves_reachability() {
         kinds.push(match o {
             Output::Model { .. } => "model",
             Output::Connectivity { .. } => "connectivity",
-            Output::Reachability { .. } => "reachability",
+            Output::Reachability { new, .. } => {
+                assert_eq!(*new, Reachability::Unreachable(Reason::NoRoute));
+                "reachability"
+            }
             _ => "other",
         });
     }
-    assert_eq!(kinds[0], "model");
-    assert!(kinds.contains(&"connectivity"), "{kinds:?}");
-    assert!(!kinds.contains(&"reachability"), "{kinds:?}");
-    // The target's lookup comes from poll_action, and its verdict after the answer.
+    assert_eq!(kinds, ["model", "connectivity", "reachability"]);
+    // The target's lookup comes from poll_action, and confirms: nothing more.
     let from = sim.stream.len();
     sim.run();
-    assert_eq!(reach_news(sim.since(from)).len(), 1);
+    assert_eq!(
+        sim.machine.lookups(REACH),
+        before + 1,
+        "the lookup is still made"
+    );
+    assert!(reach_news(sim.since(from)).is_empty());
+}
+
+/// With more than a few targets, `derive` stays cheap: their work is `poll_action`'s.
+#[test]
+fn derive_leaves_many_targets_to_poll_action() {
+    let mut sim = watched();
+    for n in 2..=40u64 {
+        let t = target(&sim, "198.18.0.2", &format!("198.18.6.{n}"));
+        assert!(sim.machine.add_target(REACH, TargetId::new(n), t));
+    }
+    sim.run();
+    while sim.machine.poll_output().is_some() {}
+    let down = eth0_down(&sim);
+    sim.machine.handle_updates([down], sim.now);
+    sim.machine.derive();
+    let reach = std::iter::from_fn(|| sim.machine.poll_output())
+        .filter(|o| matches!(o, Output::Reachability { .. }))
+        .count();
+    assert_eq!(reach, 0);
+    let mut verdicts = 0;
+    while let Some(a) = sim.machine.poll_action() {
+        drop(a);
+    }
+    while let Some(o) = sim.machine.poll_output() {
+        verdicts += usize::from(matches!(o, Output::Reachability { .. }));
+    }
+    assert_eq!(verdicts, 40, "every target's bad news, from poll_action");
 }
