@@ -1,7 +1,8 @@
 //! The machine alone (no kernel, no threads): the cost per target of a link going down under
 //! 10,000 connection targets, from the link update to the last verdict drained, with the
-//! machine's own longest-prefix match standing in for the kernel's route lookups. Instruction
-//! counts do not depend on the machine's load:
+//! machine's own longest-prefix match standing in for the kernel's route lookups; then of the
+//! route they all take being removed (each judged "no route" from the model, then looked up)
+//! and added back. Instruction counts do not depend on the machine's load:
 //!
 //! ```sh
 //! cargo bench -p netreach-core --bench targets                      # times, 5 rounds
@@ -132,6 +133,44 @@ fn main() {
             d.as_nanos() as f64 / down.max(1) as f64,
             up_last - t,
             u.as_nanos() as f64 / up.max(1) as f64
+        );
+    }
+    // The route the 10,000 targets take removed, with nothing else that contains their
+    // remotes (each is judged "no route" from the model, then looked up), and added back.
+    let gateway = || {
+        network()
+            .routes()
+            .find(|r| r.gateway.is_some())
+            .cloned()
+            .expect("the gateway route")
+    };
+    println!();
+    println!(
+        "| round | route removed: verdicts | first verdict | last verdict | all done | per target | route back: verdicts | last verdict | all done | per target |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for round in 1..=rounds {
+        let t = Instant::now();
+        m.handle_updates([Update::DelRoute(gateway())], now);
+        let (gone, gone_first, gone_last) = run(&mut m, now);
+        let d = t.elapsed();
+        let t_back = Instant::now();
+        m.handle_updates(
+            [Update::NewRoute {
+                route: gateway(),
+                replace: false,
+            }],
+            now,
+        );
+        let (back, _, back_last) = run(&mut m, now);
+        let u = t_back.elapsed();
+        println!(
+            "| {round} | {gone} | {:.2?} | {:.2?} | {d:.2?} | {:.0} ns | {back} | {:.2?} | {u:.2?} | {:.0} ns |",
+            gone_first - t,
+            gone_last - t,
+            d.as_nanos() as f64 / gone.max(1) as f64,
+            back_last - t_back,
+            u.as_nanos() as f64 / back.max(1) as f64
         );
     }
 }
