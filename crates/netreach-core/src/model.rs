@@ -807,8 +807,7 @@ impl Snapshot {
         let mut table = 0u32;
         loop {
             // The first route of the family in a table numbered `table` or above.
-            let start = RouteKey::first_of(family, table);
-            let Some((first, _)) = self.routes.range(start..).next() else {
+            let Some((first, _)) = self.routes.get_next(&RouteKey::first_of(family, table)) else {
                 return false;
             };
             if first.family != family {
@@ -1097,7 +1096,6 @@ fn covered_in_table(
     table: u32,
     addr: IpAddr,
 ) -> bool {
-    let lo = RouteKey::first_of(family, table);
     let mut len = match family {
         Family::Ipv4 => 32,
         Family::Ipv6 => 128,
@@ -1106,8 +1104,10 @@ fn covered_in_table(
         let Ok(bound) = IpNet::new(addr, len).map(|n| n.trunc()) else {
             return false;
         };
-        let hi = RouteKey::last_to(family, table, bound);
-        let Some((found, _)) = routes.range(lo.clone()..=hi).next_back() else {
+        let Some((found, _)) = routes
+            .get_prev(&RouteKey::last_to(family, table, bound))
+            .filter(|(k, _)| k.family == family && k.table == table)
+        else {
             return false;
         };
         if found.destination.contains(&addr) {
