@@ -105,72 +105,86 @@ fn main() {
         m.add_target(OWNER, TargetId::new(u64::from(n)), t);
     }
     assert_eq!(run(&mut m, now).0, TARGETS as usize);
-    println!(
-        "| round | link down: verdicts | first verdict | last verdict | all done | per target | link up: verdicts | last verdict | all done | per target |"
+    table(
+        &mut m,
+        rounds,
+        now,
+        ("link down", "link up"),
+        link_down,
+        link_up,
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    for round in 1..=rounds {
-        let t = Instant::now();
-        let t_down = t;
-        m.handle_updates([Update::NewLink(eth0(false))], now);
-        let (down, down_first, down_last) = run(&mut m, now);
-        let d = t.elapsed();
-        // Up again, with the routes the kernel adds back.
-        let t = Instant::now();
-        let net = network();
-        let mut ups = vec![Update::NewLink(eth0(true))];
-        ups.extend(net.routes().map(|r| Update::NewRoute {
-            route: r.clone(),
-            replace: false,
-        }));
-        m.handle_updates(ups, now);
-        let (up, _, up_last) = run(&mut m, now);
-        let u = t.elapsed();
-        println!(
-            "| {round} | {down} | {:.2?} | {:.2?} | {d:.2?} | {:.0} ns | {up} | {:.2?} | {u:.2?} | {:.0} ns |",
-            down_first - t_down,
-            down_last - t_down,
-            d.as_nanos() as f64 / down.max(1) as f64,
-            up_last - t,
-            u.as_nanos() as f64 / up.max(1) as f64
-        );
-    }
     // The route the 10,000 targets take removed, with nothing else that contains their
     // remotes (each is judged "no route" from the model, then looked up), and added back.
-    let gateway = || {
-        network()
-            .routes()
-            .find(|r| r.gateway.is_some())
-            .cloned()
-            .expect("the gateway route")
-    };
     println!();
+    let route_back = || {
+        vec![Update::NewRoute {
+            route: gateway(),
+            replace: false,
+        }]
+    };
+    let route_gone = || vec![Update::DelRoute(gateway())];
+    table(
+        &mut m,
+        rounds,
+        now,
+        ("route removed", "route back"),
+        route_gone,
+        route_back,
+    );
+}
+
+fn link_down() -> Vec<Update> {
+    vec![Update::NewLink(eth0(false))]
+}
+
+/// Up again, with the routes the kernel adds back.
+fn link_up() -> Vec<Update> {
+    let mut ups = vec![Update::NewLink(eth0(true))];
+    ups.extend(network().routes().map(|r| Update::NewRoute {
+        route: r.clone(),
+        replace: false,
+    }));
+    ups
+}
+
+/// The route through the gateway, which the targets take.
+fn gateway() -> Route {
+    network()
+        .routes()
+        .find(|r| r.gateway.is_some())
+        .cloned()
+        .expect("the gateway route")
+}
+
+/// `rounds` of `change` and `undo`, each run to the end; one table row per round.
+fn table(
+    m: &mut Machine,
+    rounds: usize,
+    now: Instant,
+    (what, back): (&str, &str),
+    change: impl Fn() -> Vec<Update>,
+    undo: impl Fn() -> Vec<Update>,
+) {
     println!(
-        "| round | route removed: verdicts | first verdict | last verdict | all done | per target | route back: verdicts | last verdict | all done | per target |"
+        "| round | {what}: verdicts | first verdict | last verdict | all done | per target | {back}: verdicts | last verdict | all done | per target |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for round in 1..=rounds {
         let t = Instant::now();
-        m.handle_updates([Update::DelRoute(gateway())], now);
-        let (gone, gone_first, gone_last) = run(&mut m, now);
+        m.handle_updates(change(), now);
+        let (n, first, last) = run(m, now);
         let d = t.elapsed();
         let t_back = Instant::now();
-        m.handle_updates(
-            [Update::NewRoute {
-                route: gateway(),
-                replace: false,
-            }],
-            now,
-        );
-        let (back, _, back_last) = run(&mut m, now);
+        m.handle_updates(undo(), now);
+        let (n_back, _, last_back) = run(m, now);
         let u = t_back.elapsed();
         println!(
-            "| {round} | {gone} | {:.2?} | {:.2?} | {d:.2?} | {:.0} ns | {back} | {:.2?} | {u:.2?} | {:.0} ns |",
-            gone_first - t,
-            gone_last - t,
-            d.as_nanos() as f64 / gone.max(1) as f64,
-            back_last - t_back,
-            u.as_nanos() as f64 / back.max(1) as f64
+            "| {round} | {n} | {:.2?} | {:.2?} | {d:.2?} | {:.0} ns | {n_back} | {:.2?} | {u:.2?} | {:.0} ns |",
+            first - t,
+            last - t,
+            d.as_nanos() as f64 / n.max(1) as f64,
+            last_back - t_back,
+            u.as_nanos() as f64 / n_back.max(1) as f64
         );
     }
 }
