@@ -739,18 +739,16 @@ fn shadowed(entry: &Entry, changed: &Route) -> bool {
 /// A route containing `entry`'s remote went, and the model now holds none, in any table, while
 /// no policy rule of the family rejects what finds no route: the kernel's lookup can only fail
 /// with `ENETUNREACH` (see `docs/reachability.md`, "No route, from the model"). Only asked
-/// while the target's verdict rests on its last answer: not before its first one (a first
-/// report is never an assumption), not when that answer already is "no route", and not when
-/// the snapshot already explains the verdict (the interface went down with the route: 10,000
-/// targets behind it need no search each).
+/// while the target's verdict rests on its last answer: not before its first report (which
+/// follows the kernel's first answer, never an assumption), not when that answer already is
+/// "no route", and not when the snapshot already explains the verdict (the interface went
+/// down with the route: 10,000 targets behind it need no search each).
 fn no_route_left(entry: &Entry, snapshot: &Snapshot, rejecting: &mut RejectingRules) -> bool {
-    let Some(answer) = entry.answer.as_deref() else {
+    let (Some(answer), Some(reported)) = (entry.answer.as_deref(), entry.reported.as_deref())
+    else {
         return false;
     };
-    if matches!(answer, Err(e) if e.saturating_abs() == NO_ROUTE) {
-        return false;
-    }
-    if entry.reported.as_deref().is_some_and(decided_by_snapshot) {
+    if matches!(answer, Err(e) if e.saturating_abs() == NO_ROUTE) || decided_by_snapshot(reported) {
         return false;
     }
     let remote = entry.target.remote();

@@ -594,3 +594,35 @@ fn a_link_going_down_with_its_routes_names_the_link_once() {
         "the lookup's no route names the link too"
     );
 }
+
+#[test]
+fn no_route_from_the_model_never_makes_a_first_report() {
+    let mut sim = Sim::new(network());
+    let t = sim.target("198.18.0.2", "198.18.5.1");
+    let id = sim.tracker.add(t);
+    let actions = sim.take_actions();
+    // The default route goes while the first lookup is out, and before the tracker worked on
+    // the batch; the answer predates the removal.
+    let mut events = Vec::new();
+    sim.snap.apply_into(
+        Update::DelRoute(route("0.0.0.0/0", "198.18.0.1", ETH0)),
+        &mut events,
+    );
+    sim.tracker.defer_events(&events);
+    let Some(Action::LookupRoute { id: lookup, .. }) = actions.into_iter().next() else {
+        panic!("the first lookup");
+    };
+    sim.tracker
+        .handle_lookup(lookup, Ok(route("0.0.0.0/0", "198.18.0.1", ETH0)), &sim.snap);
+    sim.tracker.work(&sim.snap, usize::MAX);
+    assert!(sim.changes().is_empty(), "the first report follows a usable answer");
+    sim.run();
+    assert_eq!(
+        sim.changes(),
+        [Change {
+            target: id,
+            old: None,
+            new: Reachability::Unreachable(Reason::NoRoute)
+        }]
+    );
+}
