@@ -612,10 +612,16 @@ fn no_route_from_the_model_never_makes_a_first_report() {
     let Some(Action::LookupRoute { id: lookup, .. }) = actions.into_iter().next() else {
         panic!("the first lookup");
     };
-    sim.tracker
-        .handle_lookup(lookup, Ok(route("0.0.0.0/0", "198.18.0.1", ETH0)), &sim.snap);
+    sim.tracker.handle_lookup(
+        lookup,
+        Ok(route("0.0.0.0/0", "198.18.0.1", ETH0)),
+        &sim.snap,
+    );
     sim.tracker.work(&sim.snap, usize::MAX);
-    assert!(sim.changes().is_empty(), "the first report follows a usable answer");
+    assert!(
+        sim.changes().is_empty(),
+        "the first report follows a usable answer"
+    );
     sim.run();
     assert_eq!(
         sim.changes(),
