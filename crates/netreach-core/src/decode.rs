@@ -408,11 +408,7 @@ pub fn lookup_route(msg: &RouteMessage) -> Option<Route> {
             _ => {}
         }
     }
-    let unspecified = match family {
-        Family::Ipv4 => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-        Family::Ipv6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-    };
-    let dst = dst.unwrap_or(unspecified);
+    let dst = dst.unwrap_or(family.unspecified());
     if Family::of(&dst) != family {
         return None;
     }

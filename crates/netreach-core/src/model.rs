@@ -27,6 +27,14 @@ pub enum Family {
 }
 
 impl Family {
+    /// The unspecified address of the family (`0.0.0.0`, `::`).
+    pub(crate) fn unspecified(self) -> IpAddr {
+        match self {
+            Family::Ipv4 => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            Family::Ipv6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        }
+    }
+
     /// The family of an address.
     pub fn of(addr: &IpAddr) -> Family {
         match addr {
@@ -525,7 +533,7 @@ impl RouteKey {
         RouteKey {
             family,
             table,
-            destination: IpNet::new(unspecified(family), 0).unwrap_or_default(),
+            destination: IpNet::new(family.unspecified(), 0).unwrap_or_default(),
             tos: 0,
             metric: 0,
             kind: RouteType::Unicast,
@@ -1130,14 +1138,6 @@ fn common_prefix(a: IpAddr, b: IpAddr) -> u8 {
     };
     // At most 128.
     u8::try_from(bits).unwrap_or(u8::MAX)
-}
-
-/// The unspecified address of `family`.
-fn unspecified(family: Family) -> IpAddr {
-    match family {
-        Family::Ipv4 => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-        Family::Ipv6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-    }
 }
 
 /// The interfaces a route goes through: its output interface and its next hops', once each.
